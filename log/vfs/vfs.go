@@ -1,0 +1,48 @@
+// Package vfs is the small filesystem surface the segment log uses, so tests
+// can inject errors, torn writes and the loss of unsynced data (the idea of
+// hashicorp/raft-wal's types/vfs.go and pebble's vfs/errorfs).
+//
+// Two implementations live here: OS, the real filesystem, and Mem, an
+// in-memory filesystem that remembers what was synced and can simulate a
+// power loss.
+package vfs
+
+import (
+	"io"
+	"os"
+)
+
+// File is an open file. Writes append or overwrite at the current position
+// (Write) or at an offset (WriteAt); nothing is durable until Sync returns nil.
+type File interface {
+	io.ReaderAt
+	io.Writer
+	io.WriterAt
+	io.Closer
+	// Sync makes the file's data durable (fdatasync where available).
+	// After an error the file's state on disk is unknown: callers must not
+	// retry and carry on (fsyncgate).
+	Sync() error
+	// Truncate changes the file's size; durable after Sync.
+	Truncate(size int64) error
+	// Size reports the current size, synced or not.
+	Size() (int64, error)
+	// Name is the path the file was opened with.
+	Name() string
+}
+
+// FS is a directory tree. Create, Rename and Remove are durable only after
+// SyncDir on the parent directory returns nil.
+type FS interface {
+	// OpenFile opens name with os.O_* flags. With os.O_APPEND writes go to the end.
+	OpenFile(name string, flag int, perm os.FileMode) (File, error)
+	Remove(name string) error
+	Rename(oldpath, newpath string) error
+	// ReadDir lists the names (not paths) of the entries in dir, sorted.
+	ReadDir(dir string) ([]string, error)
+	MkdirAll(dir string, perm os.FileMode) error
+	// SyncDir makes create, rename and remove of entries in dir durable.
+	SyncDir(dir string) error
+	// Stat reports whether name exists and its size.
+	Stat(name string) (os.FileInfo, error)
+}
