@@ -1,0 +1,41 @@
+# Sluice. `make help` lists the targets.
+GO          ?= go
+GOBIN       := $(shell $(GO) env GOPATH)/bin
+STATICCHECK := $(GOBIN)/staticcheck
+STATICCHECK_VERSION := 2026.2.2
+FUZZTIME    ?= 10s
+BENCHTIME   ?= 2s
+DATA        ?= ./data
+
+.PHONY: help build run test verify bench fuzz tools clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## build sluiced, sluicectl and sluice-bench into bin/
+	$(GO) build -o bin/ ./cmd/...
+
+run: build ## run the broker on an embedded single-node default (data in ./data)
+	./bin/sluiced
+
+test: ## run every test (race detector on) and the fuzz seed corpora
+	$(GO) test -race -count=1 ./...
+
+verify: tools ## gofmt, go vet, staticcheck, go mod tidy check
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+	$(GO) mod tidy -diff
+
+bench: ## run the Go benchmarks (see docs/BENCHMARKS.md)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./log/...
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+tools: ## install the pinned staticcheck when missing
+	@[ -x $(STATICCHECK) ] && $(STATICCHECK) -version | grep -q $(STATICCHECK_VERSION) || \
+		GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+clean: ## remove build output
+	rm -rf bin/
