@@ -71,11 +71,16 @@ func decodeSegmentHeader(b []byte) (segmentHeader, error) {
 	if crc32.Checksum(b[:36], crcTable) != le.Uint32(b[36:]) {
 		return segmentHeader{}, fmt.Errorf("segment header: checksum mismatch")
 	}
-	return segmentHeader{
+	h := segmentHeader{
 		baseIndex:  le.Uint64(b[8:]),
 		baseOffset: int64(le.Uint64(b[16:])),
 		createdMs:  int64(le.Uint64(b[24:])),
-	}, nil
+	}
+	// The log never writes these: Raft indexes start at 1, offsets at 0.
+	if h.baseIndex == 0 || h.baseOffset < 0 {
+		return segmentHeader{}, fmt.Errorf("segment header: base index %d, offset %d out of range", h.baseIndex, h.baseOffset)
+	}
+	return h, nil
 }
 
 // frameHeader is the 48-byte header in front of every entry.

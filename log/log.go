@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -70,9 +72,17 @@ type Log struct {
 
 	recovery Recovery
 
+	// reqs queues requests to the writer in order. qmu makes queueing and
+	// closing exclusive, so nothing is queued after the close request.
 	reqs      chan *request
+	qmu       sync.Mutex
+	qclosed   bool
 	closeOnce sync.Once
 	done      chan struct{} // closed when the writer has exited
+
+	// roll limits, changeable while open (topic configs)
+	segmentBytes atomic.Int64
+	segmentAge   atomic.Int64 // nanoseconds; 0 never
 
 	w writerState // owned by the writer goroutine
 }
@@ -88,9 +98,11 @@ func Open(dir string, opts Options) (*Log, error) {
 		opts: o,
 		fs:   o.FS,
 		log:  o.Logger.With().Str("component", "log").Str("dir", dir).Logger(),
-		reqs: make(chan *request),
+		reqs: make(chan *request, queueDepth),
 		done: make(chan struct{}),
 	}
+	l.segmentBytes.Store(o.SegmentBytes)
+	l.segmentAge.Store(int64(o.SegmentAge))
 	if err := l.fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("log: create %s: %w", dir, err)
 	}
@@ -108,13 +120,31 @@ func Open(dir string, opts Options) (*Log, error) {
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
 		r := &request{kind: reqClose, done: make(chan struct{})}
-		select {
-		case l.reqs <- r:
-			<-r.done
-		case <-l.done:
-		}
+		l.qmu.Lock()
+		l.qclosed = true
+		l.reqs <- r
+		l.qmu.Unlock()
+		<-r.done
 	})
 	<-l.done
+	return nil
+}
+
+// queueDepth bounds requests waiting for the writer; a full queue blocks
+// appenders, which is the backpressure a slow disk should exert.
+const queueDepth = 1024
+
+// SetSegmentLimits changes when the active segment rolls (Kafka's
+// segment.bytes and segment.ms, altered on a live topic). It applies to the
+// next append; bytes must be within the range Options accepts.
+func (l *Log) SetSegmentLimits(bytes int64, age time.Duration) error {
+	o := l.opts
+	o.SegmentBytes, o.SegmentAge = bytes, age
+	if _, err := o.withDefaults(); err != nil || bytes == 0 {
+		return fmt.Errorf("log: segment limits %d bytes, %v: %w", bytes, age, err)
+	}
+	l.segmentBytes.Store(bytes)
+	l.segmentAge.Store(int64(age))
 	return nil
 }
 
@@ -257,12 +287,48 @@ func (l *Log) Reset(index uint64, offset int64) error {
 	return l.submit(&request{kind: reqReset, index: index, offset: offset})
 }
 
-func (l *Log) submit(r *request) error {
+// Pending is an append queued to the writer.
+type Pending struct {
+	r *request
+}
+
+// Wait blocks until the append is fsynced or has failed, and returns the
+// batch's base offset.
+func (p *Pending) Wait() (int64, error) {
+	<-p.r.done
+	if p.r.err != nil {
+		return 0, p.r.err
+	}
+	return p.r.entries[0].BaseOffset, nil
+}
+
+// AppendAsync queues one batch behind every earlier append and returns
+// without waiting for the fsync (it blocks only while the queue is full).
+// Batches are stored in the order they were queued, so a caller can check
+// ordering rules (producer sequences) and queue under one lock, then wait
+// outside it, letting appends of many callers share one fsync.
+func (l *Log) AppendAsync(batch []byte) (*Pending, error) {
+	r := &request{kind: reqAppend, entries: []Entry{{Batch: true, Data: batch}}, assign: true}
+	if err := l.enqueue(r); err != nil {
+		return nil, err
+	}
+	return &Pending{r}, nil
+}
+
+func (l *Log) enqueue(r *request) error {
 	r.done = make(chan struct{})
-	select {
-	case l.reqs <- r:
-	case <-l.done:
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	if l.qclosed {
 		return l.closedErr()
+	}
+	l.reqs <- r
+	return nil
+}
+
+func (l *Log) submit(r *request) error {
+	if err := l.enqueue(r); err != nil {
+		return err
 	}
 	<-r.done
 	return r.err
@@ -305,7 +371,7 @@ func (l *Log) Read(offset int64, maxBytes int, limit int64) (ReadResult, error) 
 			pos = s.posForOffset(offset)
 		}
 		r := &frameReader{f: s.file, name: s.path, pos: pos, end: s.size, chunk: chunk}
-		for {
+		for first := true; ; first = false {
 			fr, err := r.next()
 			if err == io.EOF {
 				break
@@ -313,15 +379,21 @@ func (l *Log) Read(offset int64, maxBytes int, limit int64) (ReadResult, error) 
 			if err != nil {
 				return res, err
 			}
+			// Verify every frame walked, not only those returned: a
+			// damaged header must not make a batch be skipped silently.
+			if err := r.verify(&fr); err != nil {
+				return res, err
+			}
 			h := &fr.hdr
+			if first && s.hdr.baseOffset <= offset && h.baseOffset > offset {
+				// Nor may an index that lies: it would skip the batches before.
+				return res, corrupt(s.indexPath(), 0, "index points to offset %d at byte %d, looking for %d", h.baseOffset, fr.pos, offset)
+			}
 			if !h.isBatch() || h.nextOffset() <= offset {
 				continue
 			}
 			if h.baseOffset >= limit || (res.Bytes > 0 && res.Bytes+len(fr.payload) > maxBytes) {
 				return res, nil
-			}
-			if err := r.verify(&fr); err != nil {
-				return res, err
 			}
 			res.Batches = append(res.Batches, fr.payload)
 			res.Bytes += len(fr.payload)
@@ -355,14 +427,15 @@ func (l *Log) Entry(index uint64) (Entry, error) {
 		if err != nil {
 			return Entry{}, err
 		}
+		// Verify every frame walked, so the error names the damaged frame.
+		if err := r.verify(&fr); err != nil {
+			return Entry{}, err
+		}
 		if fr.hdr.index < index {
 			continue
 		}
 		if fr.hdr.index != index {
 			return Entry{}, corrupt(s.path, fr.pos, "found index %d looking for %d", fr.hdr.index, index)
-		}
-		if err := r.verify(&fr); err != nil {
-			return Entry{}, err
 		}
 		return Entry{
 			Index: index, Term: fr.hdr.term, Type: fr.hdr.entryType, Batch: fr.hdr.isBatch(),
@@ -699,8 +772,9 @@ func (l *Log) needRoll(index uint64, size int64, count uint32) bool {
 	if w.pos == segmentHeaderSize {
 		return false // never leave an empty segment behind
 	}
-	return w.pos+size > l.opts.SegmentBytes ||
-		(l.opts.SegmentAge > 0 && l.opts.Now().UnixMilli()-w.seg.hdr.createdMs >= l.opts.SegmentAge.Milliseconds()) ||
+	age := time.Duration(l.segmentAge.Load())
+	return w.pos+size > l.segmentBytes.Load() ||
+		(age > 0 && l.opts.Now().UnixMilli()-w.seg.hdr.createdMs >= age.Milliseconds()) ||
 		uint64(w.next-w.seg.hdr.baseOffset)+uint64(count) > math.MaxUint32 ||
 		index-w.seg.hdr.baseIndex > math.MaxUint32
 }
@@ -815,6 +889,9 @@ func (l *Log) truncateFrom(index uint64) error {
 		r := &frameReader{f: s.file, name: s.path, pos: s.posForIndex(index), end: s.size, chunk: 64 << 10}
 		for {
 			fr, err := r.next()
+			if err == nil {
+				err = r.verify(&fr) // a damaged header must not move the cut
+			}
 			if err != nil {
 				return fmt.Errorf("log: truncate from %d: %w", index, err)
 			}
@@ -863,6 +940,11 @@ func (l *Log) truncateFrom(index uint64) error {
 	s.size, s.last, s.next, s.maxTs, s.index, s.sealed = pos, w.last, w.next, w.maxTs, w.index, false
 	if l.start > s.next {
 		l.start = s.next
+		// Persist the lowered start, or a reopen would hide the offsets
+		// appended from here behind the old start.ckpt.
+		if err := writeFileAtomic(l.fs, l.dir, filepath.Join(l.dir, checkpointName), encodeCheckpoint(l.start)); err != nil {
+			return ioErr(fmt.Errorf("log: write start checkpoint: %w", err))
+		}
 	}
 	l.w.reset(s)
 	return nil

@@ -476,3 +476,66 @@ func TestConcurrentAppendersAndReaders(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestAppendAsyncKeepsQueueOrderAndSharesFsyncs(t *testing.T) {
+	o, m := memOpts()
+	l := mustOpen(t, "/d", o)
+	// Stall the disk so every queued append waits for one fsync.
+	release := make(chan struct{})
+	m.StallSync(release)
+	var pend []*Pending
+	for i := 0; i < 100; i++ {
+		p, err := l.AppendAsync(testBatch(1+i%3, int64(i), 8))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pend = append(pend, p)
+	}
+	close(release)
+	m.ClearFaults()
+	next := int64(0)
+	for i, p := range pend {
+		off, err := p.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if off != next {
+			t.Fatalf("append %d at offset %d, want %d: queue order not kept", i, off, next)
+		}
+		next += int64(1 + i%3)
+	}
+	if n := m.SyncCount(); n > 10 {
+		t.Fatalf("%d fsyncs for 100 queued appends; group commit should need a few", n)
+	}
+	l.Close()
+	if _, err := l.AppendAsync(testBatch(1, 0, 1)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("AppendAsync after Close: %v", err)
+	}
+	if _, err := l.Append(testBatch(1, 0, 1)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Append after Close: %v", err)
+	}
+}
+
+func TestSetSegmentLimits(t *testing.T) {
+	o, _ := memOpts()
+	l := mustOpen(t, "/d", o)
+	defer l.Close()
+	for i := 0; i < 10; i++ {
+		mustAppend(t, l, testBatch(1, 0, 100))
+	}
+	if n := len(l.Segments()); n != 1 {
+		t.Fatalf("%d segments with the 1 GiB default", n)
+	}
+	if err := l.SetSegmentLimits(10, 0); err == nil {
+		t.Fatal("a 10-byte segment limit was accepted")
+	}
+	if err := l.SetSegmentLimits(512, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		mustAppend(t, l, testBatch(1, 0, 100))
+	}
+	if n := len(l.Segments()); n < 5 {
+		t.Fatalf("%d segments after lowering the limit to 512 bytes", n)
+	}
+}

@@ -53,7 +53,18 @@ func (l *Log) recover() error {
 			return err
 		}
 		if s == nil {
-			continue // a torn, just-created active segment was removed
+			// A torn, just-created active segment was removed: the segment
+			// before it is the active one again, and step 4 applies to it.
+			if n := len(l.segs); n > 0 {
+				p := l.segs[n-1]
+				if err := l.fs.Remove(p.indexPath()); err == nil {
+					l.recovery.RemovedFiles = append(l.recovery.RemovedFiles, p.indexPath())
+				} else if !errors.Is(err, os.ErrNotExist) {
+					return fmt.Errorf("log: remove %s: %w", p.indexPath(), err)
+				}
+				p.sealed = false
+			}
+			continue
 		}
 		// Step 3: continuity with the previous segment.
 		if n := len(l.segs); n > 0 {
