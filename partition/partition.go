@@ -1,0 +1,401 @@
+// Package partition is one Kafka partition over a segment log: produce
+// validation, idempotent-producer de-duplication, the high watermark and
+// the waiters woken when it moves, ListOffsets, DeleteRecords and retention.
+//
+// Errors returned to the broker are *kerr.Error values, so they map onto the
+// wire's error codes unchanged.
+package partition
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/sluicemq/sluice/log"
+	"github.com/sluicemq/sluice/log/batch"
+	"github.com/sluicemq/sluice/log/vfs"
+)
+
+// TimestampType is a topic's message.timestamp.type.
+type TimestampType int8
+
+const (
+	CreateTime    TimestampType = 0
+	LogAppendTime TimestampType = 1
+)
+
+// Config is the part of a topic's configuration a partition enforces.
+type Config struct {
+	MaxMessageBytes int32         // max.message.bytes: largest batch accepted
+	TimestampType   TimestampType // message.timestamp.type
+	Retention       log.Retention // retention.bytes, retention.ms
+	SegmentBytes    int64         // segment.bytes
+	SegmentAge      time.Duration // segment.ms
+}
+
+// Options are a partition's process-level settings.
+type Options struct {
+	FS           vfs.FS // default vfs.OS{}
+	Logger       *zerolog.Logger
+	Now          func() time.Time // default time.Now
+	MaxProducers int              // idempotent producers remembered; default 10000
+}
+
+// Partition is one partition of one topic. It is safe for concurrent use.
+type Partition struct {
+	topic string
+	index int32
+	dir   string
+	fs    vfs.FS
+	log   *log.Log
+	cfg   atomic.Pointer[Config]
+	now   func() time.Time
+	lg    zerolog.Logger
+
+	// mu orders produce: validation, the sequence check and queueing to the
+	// log happen under it, so queue order is sequence order; the fsync is
+	// waited for outside it, so appends share fsyncs.
+	mu        sync.Mutex
+	producers *producers
+
+	hwMu sync.Mutex
+	hwCh chan struct{} // closed and replaced when the high watermark moves
+}
+
+// Open opens (or creates) the partition stored in dir.
+func Open(dir, topic string, index int32, cfg Config, opts Options) (*Partition, error) {
+	if opts.FS == nil {
+		opts.FS = vfs.OS{}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxProducers <= 0 {
+		opts.MaxProducers = 10000
+	}
+	lg := zerolog.Nop()
+	if opts.Logger != nil {
+		lg = opts.Logger.With().Str("topic", topic).Int32("partition", index).Logger()
+	}
+	l, err := log.Open(dir, log.Options{
+		FS: opts.FS, Logger: &lg, SegmentBytes: cfg.SegmentBytes, SegmentAge: cfg.SegmentAge, Now: opts.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p := &Partition{
+		topic: topic, index: index, dir: dir, fs: opts.FS, log: l, now: opts.Now, lg: lg,
+		producers: newProducers(opts.MaxProducers), hwCh: make(chan struct{}),
+	}
+	p.cfg.Store(&cfg)
+	if err := p.loadProducers(); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Topic is the partition's topic name.
+func (p *Partition) Topic() string { return p.topic }
+
+// Index is the partition number.
+func (p *Partition) Index() int32 { return p.index }
+
+// Log exposes the underlying log (for admin and metrics).
+func (p *Partition) Log() *log.Log { return p.log }
+
+// Config returns the partition's current configuration.
+func (p *Partition) Config() Config { return *p.cfg.Load() }
+
+// SetConfig applies a changed topic configuration.
+func (p *Partition) SetConfig(cfg Config) error {
+	if err := p.log.SetSegmentLimits(cfg.SegmentBytes, cfg.SegmentAge); err != nil {
+		return err
+	}
+	p.cfg.Store(&cfg)
+	return nil
+}
+
+// HighWatermark is the offset below which records are committed and
+// readable. On a single node it is the fsynced log end.
+func (p *Partition) HighWatermark() int64 { return p.log.EndOffset() }
+
+// LogStartOffset is the first readable offset.
+func (p *Partition) LogStartOffset() int64 { return p.log.StartOffset() }
+
+// Changed returns a channel closed the next time the high watermark moves
+// (fetch long-polls wait on it).
+func (p *Partition) Changed() <-chan struct{} {
+	p.hwMu.Lock()
+	defer p.hwMu.Unlock()
+	return p.hwCh
+}
+
+func (p *Partition) notify() {
+	p.hwMu.Lock()
+	close(p.hwCh)
+	p.hwCh = make(chan struct{})
+	p.hwMu.Unlock()
+}
+
+// ProduceResult is a successful produce's answer.
+type ProduceResult struct {
+	BaseOffset     int64
+	LogAppendTime  int64 // -1 unless the topic uses LogAppendTime
+	LogStartOffset int64
+}
+
+// Produce validates records (exactly one RecordBatch v2, as Kafka requires
+// of a produce request's partition data), checks its producer sequence and
+// queues it to the log. It returns at once; the returned wait blocks until
+// the batch is durable. A duplicate of a recent batch is answered with the
+// original's offset and stored again never.
+func (p *Partition) Produce(records []byte) (wait func() (ProduceResult, error)) {
+	fail := func(err error) func() (ProduceResult, error) {
+		return func() (ProduceResult, error) { return ProduceResult{}, err }
+	}
+	cfg := p.cfg.Load()
+	if len(records) > int(cfg.MaxMessageBytes) {
+		return fail(kerr.MessageTooLarge)
+	}
+	batches, err := batch.SplitBatches(records)
+	if err != nil {
+		return fail(kerr.CorruptMessage)
+	}
+	if len(batches) != 1 {
+		return fail(kerr.InvalidRecord)
+	}
+	b := batches[0]
+	h, err := batch.Validate(b, batch.ValidateOptions{})
+	switch {
+	case errors.Is(err, batch.ErrUnsupportedCodec):
+		return fail(kerr.UnsupportedCompressionType)
+	case err != nil:
+		return fail(kerr.CorruptMessage)
+	case h.RecordCount == 0, h.IsControl():
+		return fail(kerr.InvalidRecord)
+	case h.IsTransactional():
+		// Transactions are not implemented; refusing beats storing a batch
+		// no transaction marker will ever complete.
+		return fail(kerr.TransactionalIDAuthorizationFailed)
+	}
+	appendTime := int64(-1)
+	if cfg.TimestampType == LogAppendTime {
+		appendTime = p.now().UnixMilli()
+		if err := batch.SetLogAppendTime(b, appendTime); err != nil {
+			return fail(kerr.CorruptMessage)
+		}
+	}
+
+	p.mu.Lock()
+	if h.ProducerID >= 0 {
+		dup, err := p.producers.check(h)
+		if err != nil {
+			p.mu.Unlock()
+			return fail(err)
+		}
+		if dup != nil {
+			p.mu.Unlock()
+			return func() (ProduceResult, error) {
+				off, err := dup.offset()
+				if err != nil {
+					return ProduceResult{}, p.storageError(err)
+				}
+				return ProduceResult{BaseOffset: off, LogAppendTime: appendTime, LogStartOffset: p.LogStartOffset()}, nil
+			}
+		}
+	}
+	pend, err := p.log.AppendAsync(b)
+	if err != nil {
+		p.mu.Unlock()
+		return fail(p.storageError(err))
+	}
+	if h.ProducerID >= 0 {
+		p.producers.record(h, pend, 0)
+	}
+	p.mu.Unlock()
+
+	return func() (ProduceResult, error) {
+		off, err := pend.Wait()
+		if err != nil {
+			return ProduceResult{}, p.storageError(err)
+		}
+		p.notify()
+		if h.ProducerID >= 0 {
+			p.mu.Lock()
+			p.producers.settle(h.ProducerID)
+			p.mu.Unlock()
+		}
+		return ProduceResult{BaseOffset: off, LogAppendTime: appendTime, LogStartOffset: p.LogStartOffset()}, nil
+	}
+}
+
+func (p *Partition) storageError(err error) error {
+	p.lg.Error().Err(err).Msg("partition storage error")
+	return kerr.KafkaStorageError
+}
+
+// FetchResult is what a fetch of one partition returns.
+type FetchResult struct {
+	Batches        [][]byte // whole batches, unchanged
+	Bytes          int
+	HighWatermark  int64
+	LogStartOffset int64
+}
+
+// Fetch reads whole batches from offset, up to maxBytes (at least one batch),
+// never past the high watermark.
+func (p *Partition) Fetch(offset int64, maxBytes int) (FetchResult, error) {
+	hw := p.HighWatermark()
+	res := FetchResult{HighWatermark: hw, LogStartOffset: p.LogStartOffset()}
+	if offset > hw {
+		return res, kerr.OffsetOutOfRange
+	}
+	r, err := p.log.Read(offset, maxBytes, hw)
+	switch {
+	case errors.Is(err, log.ErrOffsetOutOfRange):
+		return res, kerr.OffsetOutOfRange
+	case err != nil:
+		return res, p.storageError(err)
+	}
+	res.Batches, res.Bytes = r.Batches, r.Bytes
+	return res, nil
+}
+
+// Special ListOffsets timestamps.
+const (
+	ListLatest       = -1
+	ListEarliest     = -2
+	ListMaxTimestamp = -3
+)
+
+// ListOffset answers ListOffsets for one timestamp: the first offset whose
+// record timestamp is >= ts, or the earliest/latest/max-timestamp offsets.
+// (-1, -1) means no record is that recent.
+func (p *Partition) ListOffset(ts int64) (offset, timestamp int64, err error) {
+	hw := p.HighWatermark()
+	switch {
+	case ts == ListEarliest:
+		return p.LogStartOffset(), -1, nil
+	case ts == ListLatest:
+		return hw, -1, nil
+	case ts == ListMaxTimestamp:
+		maxTs := int64(-1)
+		for _, s := range p.log.Segments() {
+			maxTs = max(maxTs, s.MaxTimestamp)
+		}
+		if maxTs < 0 {
+			return -1, -1, nil
+		}
+		ts = maxTs
+	case ts < 0:
+		return 0, 0, kerr.InvalidRequest
+	}
+	off, found, ok, err := p.log.OffsetForTimestamp(ts)
+	if err != nil {
+		return 0, 0, p.storageError(err)
+	}
+	if !ok || off >= hw {
+		return -1, -1, nil
+	}
+	return off, found, nil
+}
+
+// DeleteRecords moves the log start to offset (-1: the high watermark) and
+// returns the new low watermark.
+func (p *Partition) DeleteRecords(offset int64) (int64, error) {
+	hw := p.HighWatermark()
+	if offset == -1 {
+		offset = hw
+	}
+	if offset < 0 || offset > hw {
+		return 0, kerr.OffsetOutOfRange
+	}
+	if err := p.log.DeleteBefore(offset); err != nil {
+		return 0, p.storageError(err)
+	}
+	return p.LogStartOffset(), nil
+}
+
+// ApplyRetention deletes whole segments that retention.ms or
+// retention.bytes no longer keep. It returns the new log start offset.
+func (p *Partition) ApplyRetention() (int64, error) {
+	cut := min(p.log.RetentionOffset(p.cfg.Load().Retention, p.now()), p.HighWatermark())
+	if cut > p.LogStartOffset() {
+		if err := p.log.DeleteBefore(cut); err != nil {
+			return 0, p.storageError(err)
+		}
+		p.lg.Info().Int64("log_start_offset", cut).Msg("retention deleted segments")
+	}
+	return p.LogStartOffset(), nil
+}
+
+// maxSnapshotBytes bounds the producer snapshot read at open.
+const maxSnapshotBytes = 64 << 20
+
+// Close writes the producer snapshot and closes the log.
+func (p *Partition) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for pid := range p.producers.m {
+		p.producers.settle(pid)
+	}
+	snap := p.producers.encode(p.log.EndOffset())
+	err := vfs.WriteFileAtomic(p.fs, filepath.Join(p.dir, snapshotName), snap)
+	if cerr := p.log.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// loadProducers restores the producer table: the snapshot written at the
+// last clean close, then every batch after the offset it covers. Without a
+// usable snapshot the whole log is scanned.
+func (p *Partition) loadProducers() error {
+	from := p.log.StartOffset()
+	path := filepath.Join(p.dir, snapshotName)
+	if b, err := vfs.ReadFile(p.fs, path, maxSnapshotBytes); err == nil {
+		covered, derr := p.producers.decode(b)
+		switch {
+		case derr != nil || covered > p.log.EndOffset():
+			p.lg.Warn().Err(derr).Int64("covered", covered).Msg("ignoring producer snapshot; rebuilding from the log")
+			p.producers = newProducers(p.producers.max)
+		default:
+			from = max(covered, from)
+		}
+		// The snapshot is only trusted once: a crash before the next clean
+		// close must not reuse it with a log that moved on.
+		if err := p.fs.Remove(path); err != nil {
+			return fmt.Errorf("partition: remove %s: %w", path, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("partition: read %s: %w", path, err)
+	}
+	for from < p.log.EndOffset() {
+		r, err := p.log.Read(from, 1<<20, -1)
+		if err != nil {
+			return fmt.Errorf("partition: rebuild producer state at offset %d: %w", from, err)
+		}
+		for _, b := range r.Batches {
+			h, err := batch.ParseHeader(b)
+			if err != nil {
+				return fmt.Errorf("partition: rebuild producer state: %w", err)
+			}
+			if h.ProducerID >= 0 && h.NextOffset() > from {
+				p.producers.record(h, nil, h.BaseOffset)
+			}
+		}
+		if r.Next <= from {
+			break
+		}
+		from = r.Next
+	}
+	return nil
+}

@@ -1,0 +1,240 @@
+package partition
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"math"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/sluicemq/sluice/log"
+	"github.com/sluicemq/sluice/log/batch"
+)
+
+// dedupWindow is how many recent batches per producer are remembered, as
+// Kafka's max.in.flight.requests.per.connection=5 requires (a retry of any
+// of the last five in-flight batches must be recognised).
+const dedupWindow = 5
+
+// producerBatch is one remembered batch of an idempotent producer.
+type producerBatch struct {
+	firstSeq, lastSeq int32
+	baseOffset        int64       // valid when pending is nil
+	pending           *log.Pending // set while the append is in flight
+}
+
+func (b *producerBatch) offset() (int64, error) {
+	if b.pending == nil {
+		return b.baseOffset, nil
+	}
+	return b.pending.Wait()
+}
+
+type producerState struct {
+	epoch    int16
+	batches  []producerBatch // oldest first, at most dedupWindow
+	lastUsed uint64          // for eviction
+}
+
+// producers is a partition's idempotent-producer table. The partition's
+// produce lock guards it.
+type producers struct {
+	m     map[int64]*producerState
+	max   int
+	clock uint64
+}
+
+func newProducers(max int) *producers {
+	return &producers{m: map[int64]*producerState{}, max: max}
+}
+
+// nextSeq is the sequence after s, wrapping as Kafka's does.
+func nextSeq(s int32) int32 {
+	if s == math.MaxInt32 {
+		return 0
+	}
+	return s + 1
+}
+
+// check applies Kafka's sequence rules to a batch from producer h.ProducerID.
+// It returns the remembered batch when h is a duplicate (answer with its
+// offset), or a *kerr.Error when the batch must be refused.
+func (t *producers) check(h batch.Header) (*producerBatch, error) {
+	st := t.m[h.ProducerID]
+	switch {
+	case st == nil:
+		if h.BaseSequence != 0 {
+			// Forgotten (evicted or never seen): the client resets its sequence.
+			return nil, kerr.UnknownProducerID
+		}
+		return nil, nil
+	case h.ProducerEpoch < st.epoch:
+		return nil, kerr.InvalidProducerEpoch
+	case h.ProducerEpoch > st.epoch:
+		if h.BaseSequence != 0 {
+			return nil, kerr.OutOfOrderSequenceNumber
+		}
+		return nil, nil
+	}
+	last := h.LastSequence()
+	for i := range st.batches {
+		if b := &st.batches[i]; b.firstSeq == h.BaseSequence && b.lastSeq == last {
+			return b, nil
+		}
+	}
+	if n := len(st.batches); n > 0 && h.BaseSequence != nextSeq(st.batches[n-1].lastSeq) {
+		return nil, kerr.OutOfOrderSequenceNumber
+	}
+	return nil, nil
+}
+
+// record remembers an accepted batch (pending, or stored at baseOffset).
+func (t *producers) record(h batch.Header, pending *log.Pending, baseOffset int64) {
+	st := t.m[h.ProducerID]
+	if st == nil || h.ProducerEpoch != st.epoch {
+		if st == nil {
+			t.evictIfFull()
+			st = &producerState{}
+			t.m[h.ProducerID] = st
+		}
+		st.epoch, st.batches = h.ProducerEpoch, st.batches[:0]
+	}
+	if len(st.batches) == dedupWindow {
+		st.batches = append(st.batches[:0], st.batches[1:]...)
+	}
+	st.batches = append(st.batches, producerBatch{
+		firstSeq: h.BaseSequence, lastSeq: h.LastSequence(), baseOffset: baseOffset, pending: pending,
+	})
+	t.clock++
+	st.lastUsed = t.clock
+}
+
+// settle replaces finished pending appends by their offsets so the table
+// does not pin completed requests.
+func (t *producers) settle(pid int64) {
+	st := t.m[pid]
+	if st == nil {
+		return
+	}
+	for i := range st.batches {
+		b := &st.batches[i]
+		if b.pending != nil {
+			if off, err := b.pending.Wait(); err == nil {
+				b.baseOffset, b.pending = off, nil
+			}
+		}
+	}
+}
+
+// evictIfFull forgets the least recently used tenth of the producers when
+// the table is full, so producer ids cannot grow memory without bound.
+func (t *producers) evictIfFull() {
+	if len(t.m) < t.max {
+		return
+	}
+	type aged struct {
+		pid  int64
+		used uint64
+	}
+	all := make([]aged, 0, len(t.m))
+	for pid, st := range t.m {
+		all = append(all, aged{pid, st.lastUsed})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].used < all[j].used })
+	for _, a := range all[:max(len(all)/10, 1)] {
+		delete(t.m, a.pid)
+	}
+}
+
+// Snapshot file: magic "SLPS", version 1, 3 reserved, covered offset i64,
+// count u32, entries {pid i64, epoch i16, n u8, n x {first i32, last i32,
+// offset i64}}, CRC-32C u32 of everything before it. Little-endian.
+const (
+	snapshotMagic = "SLPS"
+	snapshotName  = "producers.snapshot"
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+var errBadSnapshot = errors.New("partition: bad producer snapshot")
+
+// encode serialises settled state; pending batches (none at a clean close)
+// are skipped.
+func (t *producers) encode(covered int64) []byte {
+	b := make([]byte, 0, 24+len(t.m)*64)
+	b = append(b, snapshotMagic...)
+	b = append(b, 1, 0, 0, 0)
+	b = binary.LittleEndian.AppendUint64(b, uint64(covered))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(t.m)))
+	pids := make([]int64, 0, len(t.m))
+	for pid := range t.m {
+		pids = append(pids, pid)
+	}
+	sort.Slice(pids, func(i, j int) bool { return pids[i] < pids[j] })
+	for _, pid := range pids {
+		st := t.m[pid]
+		b = binary.LittleEndian.AppendUint64(b, uint64(pid))
+		b = binary.LittleEndian.AppendUint16(b, uint16(st.epoch))
+		n := 0
+		for _, pb := range st.batches {
+			if pb.pending == nil {
+				n++
+			}
+		}
+		b = append(b, byte(n))
+		for _, pb := range st.batches {
+			if pb.pending != nil {
+				continue
+			}
+			b = binary.LittleEndian.AppendUint32(b, uint32(pb.firstSeq))
+			b = binary.LittleEndian.AppendUint32(b, uint32(pb.lastSeq))
+			b = binary.LittleEndian.AppendUint64(b, uint64(pb.baseOffset))
+		}
+	}
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+}
+
+// decodeSnapshot parses a snapshot into t and returns the offset it covers.
+func (t *producers) decode(b []byte) (int64, error) {
+	if len(b) < 24 || string(b[:4]) != snapshotMagic || b[4] != 1 {
+		return 0, errBadSnapshot
+	}
+	body := b[:len(b)-4]
+	if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
+		return 0, errBadSnapshot
+	}
+	covered := int64(binary.LittleEndian.Uint64(body[8:]))
+	n := binary.LittleEndian.Uint32(body[16:])
+	p := body[20:]
+	// Each entry takes at least 11 bytes: bound the count by what is there.
+	if covered < 0 || uint64(n)*11 > uint64(len(p)) {
+		return 0, errBadSnapshot
+	}
+	for i := uint32(0); i < n; i++ {
+		if len(p) < 11 {
+			return 0, errBadSnapshot
+		}
+		pid := int64(binary.LittleEndian.Uint64(p))
+		st := &producerState{epoch: int16(binary.LittleEndian.Uint16(p[8:]))}
+		k := int(p[10])
+		p = p[11:]
+		if k > dedupWindow || len(p) < k*16 {
+			return 0, errBadSnapshot
+		}
+		for j := 0; j < k; j++ {
+			st.batches = append(st.batches, producerBatch{
+				firstSeq:   int32(binary.LittleEndian.Uint32(p)),
+				lastSeq:    int32(binary.LittleEndian.Uint32(p[4:])),
+				baseOffset: int64(binary.LittleEndian.Uint64(p[8:])),
+			})
+			p = p[16:]
+		}
+		t.m[pid] = st
+	}
+	if len(p) != 0 {
+		return 0, errBadSnapshot
+	}
+	return covered, nil
+}
