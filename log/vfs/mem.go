@@ -789,7 +789,9 @@ func (n *memNode) sync(data []byte) {
 		}
 	}
 	n.synced = synced
-	n.lost = nil
+	// n.lost stays: bytes a failed fsync dropped are gone from the disk
+	// until they are written again (writeAt cuts them), however many
+	// later fsyncs succeed (fsyncgate).
 }
 
 // span is the byte range [off, end).

@@ -1573,3 +1573,33 @@ func TestMemCrashWithReaders(t *testing.T) {
 		t.Fatalf("after crash %q", got)
 	}
 }
+
+// After a failed fsync, a second successful one must not persist the bytes
+// the failure dropped: on Linux those pages were marked clean and lost.
+func TestFailedSyncLossSurvivesLaterSyncs(t *testing.T) {
+	m := NewMem()
+	if err := m.MkdirAll("/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := m.OpenFile("/d/f", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SyncDir("/d")
+	f.Write([]byte("aaaa"))
+	m.FailSync(errors.New("eio"), 0)
+	if err := f.Sync(); err == nil {
+		t.Fatal("the injected fsync failure did not fire")
+	}
+	f.Write([]byte("bbbb"))
+	for i := 0; i < 2; i++ {
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Crash(CrashOptions{})
+	got, _ := m.ReadFile("/d/f")
+	if string(got) != "\x00\x00\x00\x00bbbb" {
+		t.Fatalf("after crash %q, want the failed-sync bytes lost and the later ones kept", got)
+	}
+}
