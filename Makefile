@@ -7,7 +7,7 @@ FUZZTIME    ?= 10s
 BENCHTIME   ?= 2s
 DATA        ?= ./data
 
-.PHONY: help build run test verify bench fuzz tools clean
+.PHONY: help build run test test-deps verify bench fuzz tools clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -15,11 +15,14 @@ help: ## list targets
 build: ## build sluiced, sluicectl and sluice-bench into bin/
 	$(GO) build -o bin/ ./cmd/...
 
-run: build ## run the broker on an embedded single-node default (data in ./data)
-	./bin/sluiced
+run: build ## run the broker on an embedded single-node default (data in ./data, Kafka on 127.0.0.1:9092)
+	./bin/sluiced --data-dir $(DATA)
 
-test: ## run every test (race detector on) and the fuzz seed corpora
-	$(GO) test -race -count=1 ./...
+test: test-deps ## run every test (race detector on) and the fuzz seed corpora
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+test-deps: ## install what tests need beyond Go (kcat), when missing
+	./scripts/test-deps.sh
 
 verify: tools ## gofmt, go vet, staticcheck, go mod tidy check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

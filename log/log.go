@@ -111,6 +111,9 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l.w.reset(l.active())
+	if l.active() == nil {
+		l.w.next = l.start // an emptied log continues at its checkpoint
+	}
 	go l.run()
 	return l, nil
 }
@@ -251,16 +254,19 @@ func (l *Log) Append(batch []byte) (int64, error) {
 	return e[0].BaseOffset, nil
 }
 
-// AppendBatches appends several batches with consecutive new indexes, all or
-// none, in one fsync, and fills each entry's Index and BaseOffset.
+// AppendBatches appends several batches with consecutive new indexes in one
+// fsync, and fills each entry's Index and BaseOffset. Validation is all or
+// none; a crash before it returns may leave a prefix of the batches stored,
+// none of them acknowledged (as Raft allows of unacknowledged entries).
 func (l *Log) AppendBatches(entries []Entry) error {
 	return l.submit(&request{kind: reqAppend, entries: entries, assign: true})
 }
 
 // StoreEntries appends entries whose Index and Term the caller chose (Raft's
 // StoreLogs): the first must follow LastIndex (any index on an empty log) and
-// the rest must be consecutive. All or none are stored; it returns once they
-// are fsynced, with each BaseOffset filled in.
+// the rest must be consecutive. Validation is all or none (a crash before it
+// returns may keep a prefix); it returns once they are fsynced, with each
+// BaseOffset filled in.
 func (l *Log) StoreEntries(entries []Entry) error {
 	return l.submit(&request{kind: reqAppend, entries: entries})
 }
@@ -995,11 +1001,13 @@ func (l *Log) reset(index uint64, offset int64) error {
 		}
 		l.segs = l.segs[:j]
 	}
-	if err := l.fs.Remove(filepath.Join(l.dir, checkpointName)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return ioErr(err)
-	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		return ioErr(err)
+	}
+	// The checkpoint records where the log now starts, so recovery can
+	// tell this deliberate start from lost head segments.
+	if err := writeFileAtomic(l.fs, l.dir, filepath.Join(l.dir, checkpointName), encodeCheckpoint(offset)); err != nil {
+		return ioErr(fmt.Errorf("log: write start checkpoint: %w", err))
 	}
 	s, err := l.createSegment(index, offset)
 	if err != nil {

@@ -539,3 +539,47 @@ func TestSetSegmentLimits(t *testing.T) {
 		t.Fatalf("%d segments after lowering the limit to 512 bytes", n)
 	}
 }
+
+func TestMissingHeadSegmentIsRefused(t *testing.T) {
+	for _, withCheckpoint := range []bool{false, true} {
+		o, m := memOpts()
+		o.SegmentBytes = 1024
+		l := mustOpen(t, "/d", o)
+		for i := 0; i < 30; i++ {
+			mustAppend(t, l, testBatch(1, 0, 100))
+		}
+		segs := l.Segments()
+		if withCheckpoint {
+			// Retention moved the start into the first segment; then the
+			// second segment is lost too.
+			if err := l.DeleteBefore(1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l.Close()
+		m.Remove(segs[0].Path)
+		if withCheckpoint {
+			m.Remove(segs[1].Path)
+		}
+		_, err := Open("/d", o)
+		var ce *CorruptError
+		if !errors.As(err, &ce) {
+			t.Fatalf("checkpoint=%v: open with the head segments gone: %v", withCheckpoint, err)
+		}
+	}
+}
+
+func TestResetThenReopenKeepsItsStart(t *testing.T) {
+	o, _ := memOpts()
+	l := mustOpen(t, "/d", o)
+	mustAppend(t, l, testBatch(3, 0, 1))
+	if err := l.Reset(50, 700); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	l = mustOpen(t, "/d", o)
+	defer l.Close()
+	if l.StartOffset() != 700 || l.EndOffset() != 700 {
+		t.Fatalf("after reset and reopen [%d, %d], want [700, 700]", l.StartOffset(), l.EndOffset())
+	}
+}

@@ -91,10 +91,21 @@ func (l *Log) recover() error {
 		}
 	}
 
-	// Step 7: the start offset.
+	// Step 7: the start offset. A log begins at offset 0 and its head only
+	// moves through DeleteBefore or Reset, which write the checkpoint
+	// first; a first segment past it means head segments were lost.
 	if len(l.segs) > 0 {
-		l.start = max(ckpt, l.segs[0].hdr.baseOffset)
+		first := l.segs[0]
+		switch {
+		case ckpt < 0 && first.hdr.baseOffset > 0:
+			return corrupt(first.path, 0, "the log starts at offset %d with no %s: the segments before it are missing", first.hdr.baseOffset, checkpointName)
+		case ckpt >= 0 && ckpt < first.hdr.baseOffset:
+			return corrupt(first.path, 0, "%s says the log starts at %d but the first segment starts at %d: segments are missing", checkpointName, ckpt, first.hdr.baseOffset)
+		}
+		l.start = max(ckpt, first.hdr.baseOffset)
 		l.start = min(l.start, l.active().next)
+	} else if ckpt > 0 {
+		l.start = ckpt
 	}
 	if r := l.recovery; r.TruncatedBytes > 0 || len(r.RebuiltIndexes) > 0 || len(r.RemovedFiles) > 0 {
 		l.log.Warn().Str("truncated_file", r.TruncatedFile).Int64("truncated_at", r.TruncatedAt).
