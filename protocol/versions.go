@@ -1,0 +1,130 @@
+package protocol
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// VersionRange is an inclusive range of API versions.
+type VersionRange struct {
+	Min, Max int16
+}
+
+// Contains reports whether v is within the range.
+func (r VersionRange) Contains(v int16) bool { return v >= r.Min && v <= r.Max }
+
+// API is one API key Sluice implements and the versions it accepts.
+type API struct {
+	Key      int16
+	Name     string
+	Versions VersionRange
+}
+
+// Supported lists, sorted by key, exactly the APIs and versions Sluice
+// implements; it is what ApiVersions advertises and what Decode accepts.
+// Every range is within what kmsg v1.15.0 can encode and decode.
+//
+// Supported is a description for readers and tools: the package copies it
+// when it is initialized, so modifying it has no effect on Lookup, Keys,
+// Decode or FillApiVersions.
+//
+// Why the floors: Produce v3 and Fetch v4 are the first versions that carry
+// only RecordBatch v2 (magic 2), the one format Sluice's log stores;
+// ListOffsets v0 returns a list of offsets per partition, an API Kafka
+// itself deprecated; the other floors drop versions only clients older than
+// Kafka 2.1 send (the baseline Kafka 4.0 adopted in KIP-896). The ceilings
+// are what the broker implements, at or below kmsg's maxima.
+var Supported = []API{
+	{Key: 0, Name: "Produce", Versions: VersionRange{3, 11}},
+	{Key: 1, Name: "Fetch", Versions: VersionRange{4, 16}},
+	{Key: 2, Name: "ListOffsets", Versions: VersionRange{1, 8}},
+	{Key: 3, Name: "Metadata", Versions: VersionRange{0, 12}},
+	{Key: 10, Name: "FindCoordinator", Versions: VersionRange{0, 5}},
+	{Key: 18, Name: "ApiVersions", Versions: VersionRange{0, 4}},
+	{Key: 19, Name: "CreateTopics", Versions: VersionRange{2, 7}},
+	{Key: 20, Name: "DeleteTopics", Versions: VersionRange{1, 6}},
+	{Key: 21, Name: "DeleteRecords", Versions: VersionRange{0, 2}},
+	{Key: 22, Name: "InitProducerId", Versions: VersionRange{0, 4}},
+	{Key: 32, Name: "DescribeConfigs", Versions: VersionRange{1, 4}},
+	{Key: 37, Name: "CreatePartitions", Versions: VersionRange{0, 3}},
+	{Key: 44, Name: "IncrementalAlterConfigs", Versions: VersionRange{0, 1}},
+	{Key: 60, Name: "DescribeCluster", Versions: VersionRange{0, 1}},
+}
+
+// entry is the package's private, immutable view of one supported API.
+type entry struct {
+	api    API
+	schema *apiSchema
+}
+
+var (
+	// table is indexed by API key; a nil schema means unsupported.
+	table []entry
+	// sortedAPIs is the private copy of Supported, sorted by key.
+	sortedAPIs []API
+)
+
+func init() {
+	sortedAPIs = slices.Clone(Supported)
+	slices.SortFunc(sortedAPIs, func(a, b API) int { return int(a.Key) - int(b.Key) })
+	table = make([]entry, int(sortedAPIs[len(sortedAPIs)-1].Key)+1)
+	for _, a := range sortedAPIs {
+		s := schemaFor(a.Key)
+		// These are invariants of the source, checked once at start-up
+		// (and by the tests), never conditions of the input.
+		if s == nil {
+			panic(fmt.Sprintf("protocol: no request schema for supported key %d", a.Key))
+		}
+		if a.Versions.Min < 0 || a.Versions.Max < a.Versions.Min || a.Versions.Max > s.maxVersion {
+			panic(fmt.Sprintf("protocol: key %d range %v outside its schema (max %d)", a.Key, a.Versions, s.maxVersion))
+		}
+		if table[a.Key].schema != nil {
+			panic(fmt.Sprintf("protocol: key %d listed twice", a.Key))
+		}
+		table[a.Key] = entry{api: a, schema: s}
+	}
+}
+
+// lookup returns the entry for key, or nil when the key is not supported.
+func lookup(key int16) *entry {
+	if key < 0 || int(key) >= len(table) || table[key].schema == nil {
+		return nil
+	}
+	return &table[key]
+}
+
+// Lookup returns the versions Sluice supports for an API key, and false
+// when it does not implement the key at all.
+func Lookup(key int16) (VersionRange, bool) {
+	e := lookup(key)
+	if e == nil {
+		return VersionRange{}, false
+	}
+	return e.api.Versions, true
+}
+
+// Keys returns the supported API keys in ascending order, in a new slice.
+func Keys() []int16 {
+	keys := make([]int16, len(sortedAPIs))
+	for i, a := range sortedAPIs {
+		keys[i] = a.Key
+	}
+	return keys
+}
+
+// FillApiVersions sets resp.ApiKeys to exactly the supported table, sorted
+// by key, replacing whatever was there. Other fields (error code, throttle,
+// features) are left to the caller.
+func FillApiVersions(resp *kmsg.ApiVersionsResponse) {
+	keys := make([]kmsg.ApiVersionsResponseApiKey, len(sortedAPIs))
+	for i, a := range sortedAPIs {
+		k := kmsg.NewApiVersionsResponseApiKey()
+		k.ApiKey = a.Key
+		k.MinVersion = a.Versions.Min
+		k.MaxVersion = a.Versions.Max
+		keys[i] = k
+	}
+	resp.ApiKeys = keys
+}

@@ -1,0 +1,91 @@
+package protocol
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func TestSupportedTable(t *testing.T) {
+	want := map[int16]VersionRange{
+		18: {0, 4}, 3: {0, 12}, 0: {3, 11}, 1: {4, 16}, 2: {1, 8}, 19: {2, 7}, 20: {1, 6},
+		37: {0, 3}, 32: {1, 4}, 44: {0, 1}, 60: {0, 1}, 21: {0, 2}, 22: {0, 4}, 10: {0, 5},
+	}
+	if len(Supported) != len(want) {
+		t.Fatalf("Supported has %d entries, want %d", len(Supported), len(want))
+	}
+	for i, a := range Supported {
+		if i > 0 && Supported[i-1].Key >= a.Key {
+			t.Errorf("Supported not sorted at %d", i)
+		}
+		if got, ok := Lookup(a.Key); !ok || got != want[a.Key] || a.Versions != want[a.Key] {
+			t.Errorf("key %d: Lookup %v %v, table %v, want %v", a.Key, got, ok, a.Versions, want[a.Key])
+		}
+		req := kmsg.RequestForKey(a.Key)
+		if req == nil {
+			t.Fatalf("kmsg has no request for key %d", a.Key)
+		}
+		if a.Versions.Max > req.MaxVersion() {
+			t.Errorf("key %d: max %d above kmsg's %d", a.Key, a.Versions.Max, req.MaxVersion())
+		}
+		if !strings.EqualFold(a.Name, kmsg.NameForKey(a.Key)) { // Kafka says InitProducerId, kmsg InitProducerID
+			t.Errorf("key %d: name %q, kmsg says %q", a.Key, a.Name, kmsg.NameForKey(a.Key))
+		}
+	}
+	if !slices.Equal(Keys(), []int16{0, 1, 2, 3, 10, 18, 19, 20, 21, 22, 32, 37, 44, 60}) {
+		t.Errorf("Keys() = %v", Keys())
+	}
+	for _, k := range []int16{-1, 4, 9, 11, 61, 9999, -32768, 32767} {
+		if _, ok := Lookup(k); ok {
+			t.Errorf("Lookup(%d) reported supported", k)
+		}
+	}
+}
+
+// TestSchemasMatchKmsg checks each schema's version coverage and
+// flexibility against kmsg for every version kmsg knows.
+func TestSchemasMatchKmsg(t *testing.T) {
+	for _, s := range schemas {
+		req := kmsg.RequestForKey(s.key)
+		if s.maxVersion != req.MaxVersion() {
+			t.Errorf("key %d: schema max %d, kmsg max %d", s.key, s.maxVersion, req.MaxVersion())
+		}
+		for v := int16(0); v <= req.MaxVersion(); v++ {
+			req.SetVersion(v)
+			if req.IsFlexible() != s.flexible(v) {
+				t.Errorf("key %d v%d: schema flexible %v, kmsg %v", s.key, v, s.flexible(v), req.IsFlexible())
+			}
+			resp := req.ResponseKind()
+			resp.SetVersion(v)
+			if resp.IsFlexible() != req.IsFlexible() {
+				t.Errorf("key %d v%d: response flexible %v, request %v", s.key, v, resp.IsFlexible(), req.IsFlexible())
+			}
+		}
+	}
+}
+
+func TestSupportedIsACopy(t *testing.T) {
+	saved := Supported[0].Versions
+	Supported[0].Versions.Max = 13
+	defer func() { Supported[0].Versions = saved }()
+	if r, _ := Lookup(0); r.Max != 11 {
+		t.Fatalf("modifying Supported changed Lookup: %v", r)
+	}
+}
+
+func TestFillApiVersions(t *testing.T) {
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.ApiKeys = []kmsg.ApiVersionsResponseApiKey{{ApiKey: 99}}
+	FillApiVersions(resp)
+	if len(resp.ApiKeys) != len(Supported) {
+		t.Fatalf("%d keys, want %d", len(resp.ApiKeys), len(Supported))
+	}
+	for i, k := range resp.ApiKeys {
+		a := Supported[i]
+		if k.ApiKey != a.Key || k.MinVersion != a.Versions.Min || k.MaxVersion != a.Versions.Max {
+			t.Errorf("entry %d = %+v, want %+v", i, k, a)
+		}
+	}
+}
