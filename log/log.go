@@ -424,7 +424,10 @@ func (l *Log) Entry(index uint64) (Entry, error) {
 		return Entry{}, ErrNotFound
 	}
 	s := l.segs[i]
-	r := &frameReader{f: s.file, name: s.path, pos: s.posForIndex(index), end: s.size, chunk: 64 << 10}
+	// The frame is at most one index interval past its index entry: read
+	// that much (a larger frame is read whole by fill), not a big chunk
+	// per small entry, since Raft reads entries one at a time.
+	r := &frameReader{f: s.file, name: s.path, pos: s.posForIndex(index), end: s.size, chunk: l.opts.IndexIntervalBytes + 2*frameHeaderSize}
 	for {
 		fr, err := r.next()
 		if err == io.EOF {

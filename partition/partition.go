@@ -173,10 +173,16 @@ func (p *Partition) Produce(records []byte) (wait func() (ProduceResult, error))
 		return fail(kerr.InvalidRecord)
 	}
 	b := batches[0]
-	h, err := batch.Validate(b, batch.ValidateOptions{})
+	// Deep: a compressed batch is decompressed (within batch.DefaultLimits)
+	// and its records walked, as Kafka's broker does, so a lying record
+	// count or a compression bomb is refused here instead of being served
+	// to every consumer. Uncompressed batches are walked without copying.
+	h, err := batch.Validate(b, batch.ValidateOptions{Deep: true})
 	switch {
 	case errors.Is(err, batch.ErrUnsupportedCodec):
 		return fail(kerr.UnsupportedCompressionType)
+	case errors.Is(err, batch.ErrDecompressedTooLarge):
+		return fail(kerr.InvalidRecord)
 	case err != nil:
 		return fail(kerr.CorruptMessage)
 	case h.RecordCount == 0, h.IsControl():

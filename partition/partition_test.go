@@ -1,7 +1,9 @@
 package partition
 
 import (
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"testing"
 	"time"
 
@@ -98,10 +100,7 @@ func TestProduceRefusesBadBatches(t *testing.T) {
 	empty, _ := batch.Build(nil, batch.BuildOptions{})
 	control, _ := batch.Build([]batch.Record{{Key: []byte{0, 0, 0, 0}}}, batch.BuildOptions{Control: true})
 	txn, _ := batch.Build([]batch.Record{{Value: []byte("x")}}, batch.BuildOptions{Transactional: true, Producer: &batch.ProducerInfo{ID: 1}})
-	big := build(t, 1, -1, 0, 0, 0)
-	big = append(big[:0:0], big...)
-	bigRecs := []batch.Record{{Value: make([]byte, 5000)}}
-	big, _ = batch.Build(bigRecs, batch.BuildOptions{})
+	big, _ := batch.Build([]batch.Record{{Value: make([]byte, 5000)}}, batch.BuildOptions{})
 	tests := []struct {
 		name string
 		b    []byte
@@ -309,4 +308,42 @@ func TestListOffsetDeleteRecordsAndRetention(t *testing.T) {
 	if lw, err := f.p.DeleteRecords(-1); err != nil || lw != 20 {
 		t.Fatalf("DeleteRecords(-1): %d %v", lw, err)
 	}
+}
+
+func TestProduceDecompressesToValidate(t *testing.T) {
+	f := newFixture(t, defaultConfig())
+	defer f.p.Close()
+	// A zstd batch whose header claims one more record than it holds.
+	recs := []batch.Record{{Value: []byte("a")}, {Value: []byte("b")}}
+	b, err := batch.Build(recs, batch.BuildOptions{Codec: batch.CodecZstd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lying := append([]byte(nil), b...)
+	lying[60]++ // recordCount
+	lying[26]++ // lastOffsetDelta, so the header alone still looks consistent
+	fixCRC(lying)
+	if _, err := f.produce(lying); !errors.Is(err, kerr.CorruptMessage) {
+		t.Fatalf("compressed batch with a wrong record count: %v", err)
+	}
+	// A bomb: 100 MiB of zeros compresses to a few KiB.
+	zeros := make([]byte, 100<<20)
+	bomb, err := batch.Build([]batch.Record{{Value: zeros}}, batch.BuildOptions{Codec: batch.CodecZstd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeros = nil
+	if _, err := f.produce(bomb); !errors.Is(err, kerr.InvalidRecord) {
+		t.Fatalf("compression bomb (%d bytes): %v", len(bomb), err)
+	}
+	if f.p.HighWatermark() != 0 {
+		t.Fatal("a refused batch was stored")
+	}
+	if _, err := f.produce(b); err != nil {
+		t.Fatalf("the honest compressed batch: %v", err)
+	}
+}
+
+func fixCRC(b []byte) {
+	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
 }
