@@ -31,7 +31,7 @@ verify: tools ## gofmt, go vet, staticcheck, go mod tidy check
 	$(GO) mod tidy -diff
 
 bench: ## run the Go benchmarks (see docs/BENCHMARKS.md)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./log/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./log/... ./protocol/...
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh

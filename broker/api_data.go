@@ -1,0 +1,198 @@
+package broker
+
+import (
+	"reflect"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/partition"
+)
+
+// produce validates and queues every partition's batch now, in request
+// order, and waits for durability in the responder. acks=1 and acks=-1 both
+// wait for the local fsync on a single node; acks=0 sends no response.
+func (b *Broker) produce(r *kmsg.ProduceRequest) responder {
+	resp := r.ResponseKind().(*kmsg.ProduceResponse)
+	type wait struct {
+		ti, pi int
+		fn     func() (partition.ProduceResult, error)
+	}
+	var waits []wait
+	var refuse error
+	switch {
+	case r.Acks != 0 && r.Acks != 1 && r.Acks != -1:
+		refuse = kerr.InvalidRequiredAcks
+	case r.TransactionID != nil:
+		refuse = kerr.TransactionalIDAuthorizationFailed
+	}
+	for ti, rt := range r.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		t := b.reg.get(rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			var p *partition.Partition
+			if t != nil {
+				p = t.partition(rp.Partition)
+			}
+			switch {
+			case refuse != nil:
+				sp.ErrorCode = code(refuse)
+			case p == nil:
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			default:
+				b.metrics.AddBytesIn(rt.Topic, len(rp.Records))
+				waits = append(waits, wait{ti, len(st.Partitions), p.Produce(rp.Records)})
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return func() kmsg.Response {
+		for _, w := range waits {
+			res, err := w.fn()
+			sp := &resp.Topics[w.ti].Partitions[w.pi]
+			sp.ErrorCode = code(err)
+			if err == nil {
+				sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.BaseOffset, res.LogAppendTime, res.LogStartOffset
+			}
+		}
+		if r.Acks == 0 {
+			return nil
+		}
+		return resp
+	}
+}
+
+// fetch answers from the logs, long-polling until min_bytes are available,
+// max_wait passes (capped by fetch_max_wait_max) or the broker stops.
+// Fetch sessions (KIP-227) are declined by always answering session id 0,
+// so clients send full fetch requests.
+func (b *Broker) fetch(r *kmsg.FetchRequest) responder {
+	return func() kmsg.Response {
+		wait := min(time.Duration(r.MaxWaitMillis)*time.Millisecond, b.cfg.FetchMaxWaitMax)
+		deadline := time.Now().Add(wait)
+		for {
+			resp, total, changed, failed := b.fetchOnce(r)
+			left := time.Until(deadline)
+			if r.SessionID != 0 || failed || total >= int(r.MinBytes) || left <= 0 || len(changed) == 0 {
+				return resp
+			}
+			cases := make([]reflect.SelectCase, 0, len(changed)+2)
+			timer := time.NewTimer(left)
+			cases = append(cases,
+				reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
+				reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(b.closing)})
+			for _, ch := range changed {
+				cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+			}
+			chosen, _, _ := reflect.Select(cases)
+			timer.Stop()
+			if chosen < 2 {
+				resp, _, _, _ = b.fetchOnce(r)
+				return resp
+			}
+		}
+	}
+}
+
+// fetchOnce reads every requested partition once. It returns the response,
+// the record bytes in it, the channels to wait on for more, and whether any
+// partition failed (which answers at once, as Kafka does).
+func (b *Broker) fetchOnce(r *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []<-chan struct{}, bool) {
+	resp := r.ResponseKind().(*kmsg.FetchResponse)
+	if r.SessionID != 0 {
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		return resp, 0, nil, true
+	}
+	remaining := int(r.MaxBytes)
+	if r.Version < 3 || remaining <= 0 {
+		remaining = 50 << 20 // Kafka's fetch.max.bytes default
+	}
+	total, failed := 0, false
+	var changed []<-chan struct{}
+	for _, rt := range r.Topics {
+		var t *topic
+		if r.Version >= 13 {
+			t = b.reg.getByID(rt.TopicID)
+		} else {
+			t = b.reg.get(rt.Topic)
+		}
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewFetchResponseTopicPartition()
+			// Empty, not null: librdkafka refuses a null record set.
+			sp.Partition, sp.RecordBatches = rp.Partition, []byte{}
+			var p *partition.Partition
+			if t != nil {
+				p = t.partition(rp.Partition)
+			}
+			switch {
+			case t == nil && r.Version >= 13:
+				sp.ErrorCode, failed = kerr.UnknownTopicID.Code, true
+			case p == nil:
+				sp.ErrorCode, failed = kerr.UnknownTopicOrPartition.Code, true
+			default:
+				limit := min(int(rp.PartitionMaxBytes), remaining)
+				if limit <= 0 && total > 0 {
+					// No room left: report offsets only (KIP-74 lets the
+					// first partition with data exceed the limits).
+					sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = p.HighWatermark(), p.HighWatermark(), p.LogStartOffset()
+					break
+				}
+				res, err := p.Fetch(rp.FetchOffset, max(limit, 1))
+				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStartOffset
+				if err != nil {
+					sp.ErrorCode, failed = code(err), true
+					break
+				}
+				if res.Bytes == 0 {
+					changed = append(changed, p.Changed())
+					break
+				}
+				recs := make([]byte, 0, res.Bytes)
+				for _, bt := range res.Batches {
+					recs = append(recs, bt...)
+				}
+				sp.RecordBatches = recs
+				total += res.Bytes
+				remaining -= res.Bytes
+				b.metrics.AddBytesOut(t.name, res.Bytes)
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, total, changed, failed
+}
+
+func (b *Broker) listOffsets(r *kmsg.ListOffsetsRequest) kmsg.Response {
+	resp := r.ResponseKind().(*kmsg.ListOffsetsResponse)
+	for _, rt := range r.Topics {
+		st := kmsg.NewListOffsetsResponseTopic()
+		st.Topic = rt.Topic
+		t := b.reg.get(rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewListOffsetsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			var p *partition.Partition
+			if t != nil {
+				p = t.partition(rp.Partition)
+			}
+			if p == nil {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			} else if off, ts, err := p.ListOffset(rp.Timestamp); err != nil {
+				sp.ErrorCode = code(err)
+			} else {
+				sp.Offset, sp.Timestamp, sp.LeaderEpoch = off, ts, 0
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}

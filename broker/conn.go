@@ -1,0 +1,118 @@
+package broker
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/protocol"
+)
+
+// maxPipelined bounds requests a connection may have in flight; Kafka
+// clients send at most 5 produce requests per connection.
+const maxPipelined = 16
+
+// responder finishes a request: it may block (fsync, long-poll) and returns
+// the response, or nil when none is sent (produce with acks=0).
+type responder func() kmsg.Response
+
+type pending struct {
+	hdr     protocol.Header
+	respond responder
+	start   time.Time
+}
+
+type conn struct {
+	b  *Broker
+	nc net.Conn
+	lg zerolog.Logger
+}
+
+func newConn(b *Broker, nc net.Conn) *conn {
+	return &conn{b: b, nc: nc, lg: b.lg.With().Str("remote", nc.RemoteAddr().String()).Logger()}
+}
+
+// stopReading makes the reader stop after its current request; responses
+// already started are still written.
+func (c *conn) stopReading() { c.nc.SetReadDeadline(time.Now()) }
+
+func (c *conn) serve() {
+	c.b.metrics.ConnOpened()
+	defer c.b.metrics.ConnClosed()
+	out := make(chan pending, maxPipelined)
+	written := make(chan struct{})
+	go c.writeLoop(out, written)
+	lim := protocol.Limits{MaxRequestBytes: c.b.cfg.MaxRequestBytes, MaxControlRequestBytes: c.b.cfg.MaxControlRequestBytes}
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	for {
+		frame, err := protocol.ReadFrame(br, lim)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isTimeout(err) {
+				c.lg.Warn().Err(err).Msg("closing connection: bad frame")
+			}
+			break
+		}
+		start := time.Now()
+		req, err := protocol.Decode(frame)
+		if err != nil {
+			if req != nil && req.Header.Key == 18 && errors.Is(err, protocol.ErrUnsupportedVersion) {
+				// KIP-511: answer an ApiVersions of an unknown version with
+				// our versions at v0, so the client can pick one.
+				out <- pending{hdr: req.Header, start: start, respond: nil}
+				continue
+			}
+			c.lg.Warn().Err(err).Msg("closing connection: bad request")
+			break
+		}
+		out <- pending{hdr: req.Header, start: start, respond: c.b.handle(c, req)}
+	}
+	close(out)
+	<-written
+	c.nc.Close()
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func (c *conn) writeLoop(out <-chan pending, done chan<- struct{}) {
+	defer close(done)
+	var buf []byte
+	broken := false
+	for p := range out {
+		var resp kmsg.Response
+		if p.respond == nil {
+			buf = protocol.AppendApiVersionsFallback(buf[:0], p.hdr.CorrelationID)
+		} else {
+			resp = p.respond()
+			c.b.metrics.ObserveRequest(apiName(p.hdr.Key), "none", time.Since(p.start))
+			if resp == nil {
+				continue
+			}
+			buf = protocol.AppendResponse(buf[:0], p.hdr, resp)
+		}
+		if broken {
+			continue
+		}
+		if _, err := c.nc.Write(buf); err != nil {
+			broken = true
+			c.nc.Close() // the reader stops too
+		}
+		if cap(buf) > 4<<20 {
+			buf = nil // do not pin one large fetch's buffer
+		}
+	}
+}
+
+func apiName(key int16) string {
+	if r := kmsg.RequestForKey(key); r != nil {
+		return kmsg.NameForKey(key)
+	}
+	return "Unknown"
+}

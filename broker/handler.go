@@ -1,0 +1,204 @@
+package broker
+
+import (
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/protocol"
+)
+
+// handle starts a request and returns what finishes it. Handlers run in
+// arrival order on the connection's reader goroutine; only their returned
+// responders may block.
+func (b *Broker) handle(c *conn, req *protocol.Request) responder {
+	switch r := req.Msg.(type) {
+	case *kmsg.ApiVersionsRequest:
+		return now(b.apiVersions(r))
+	case *kmsg.MetadataRequest:
+		return now(b.metadata(r))
+	case *kmsg.ProduceRequest:
+		return b.produce(r)
+	case *kmsg.FetchRequest:
+		return b.fetch(r)
+	case *kmsg.ListOffsetsRequest:
+		return now(b.listOffsets(r))
+	case *kmsg.CreateTopicsRequest:
+		return now(b.createTopics(r))
+	case *kmsg.DeleteTopicsRequest:
+		return now(b.deleteTopics(r))
+	case *kmsg.CreatePartitionsRequest:
+		return now(b.createPartitions(r))
+	case *kmsg.DescribeConfigsRequest:
+		return now(b.describeConfigs(r))
+	case *kmsg.IncrementalAlterConfigsRequest:
+		return now(b.incrementalAlterConfigs(r))
+	case *kmsg.DescribeClusterRequest:
+		return now(b.describeCluster(r))
+	case *kmsg.DeleteRecordsRequest:
+		return now(b.deleteRecords(r))
+	case *kmsg.InitProducerIDRequest:
+		return now(b.initProducerID(r))
+	case *kmsg.FindCoordinatorRequest:
+		return now(b.findCoordinator(r))
+	}
+	// protocol.Decode only returns supported keys; this is a programming error.
+	c.lg.Error().Int16("api_key", req.Header.Key).Msg("no handler for a supported API")
+	return func() kmsg.Response { return nil }
+}
+
+func now(resp kmsg.Response) responder { return func() kmsg.Response { return resp } }
+
+// code turns an error into a Kafka error code (UNKNOWN_SERVER_ERROR for
+// anything that is not a Kafka error).
+func code(err error) int16 {
+	if err == nil {
+		return 0
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Code
+	}
+	return kerr.UnknownServerError.Code
+}
+
+// message is the error message for responses that carry one.
+func message(err error) *string {
+	if err == nil {
+		return nil
+	}
+	var te *topicError
+	if errors.As(err, &te) {
+		return &te.msg
+	}
+	s := err.Error()
+	return &s
+}
+
+func (b *Broker) apiVersions(r *kmsg.ApiVersionsRequest) kmsg.Response {
+	resp := r.ResponseKind().(*kmsg.ApiVersionsResponse)
+	protocol.FillApiVersions(resp)
+	return resp
+}
+
+func (b *Broker) describeCluster(r *kmsg.DescribeClusterRequest) kmsg.Response {
+	resp := r.ResponseKind().(*kmsg.DescribeClusterResponse)
+	resp.ClusterID = b.reg.meta.ClusterID
+	resp.ControllerID = b.cfg.NodeID
+	resp.EndpointType = r.EndpointType
+	if r.EndpointType > 1 {
+		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
+		return resp
+	}
+	br := kmsg.NewDescribeClusterResponseBroker()
+	br.NodeID, br.Host, br.Port = b.cfg.NodeID, b.advHost, b.advPort
+	resp.Brokers = append(resp.Brokers, br)
+	return resp
+}
+
+// findCoordinator answers COORDINATOR_NOT_AVAILABLE: consumer groups and
+// transactions come with a later issue, and clients retry this code.
+func (b *Broker) findCoordinator(r *kmsg.FindCoordinatorRequest) kmsg.Response {
+	resp := r.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	msg := "consumer groups are not supported yet"
+	resp.ErrorCode, resp.ErrorMessage, resp.NodeID = kerr.CoordinatorNotAvailable.Code, &msg, -1
+	for _, k := range r.CoordinatorKeys {
+		c := kmsg.NewFindCoordinatorResponseCoordinator()
+		c.Key, c.NodeID, c.ErrorCode, c.ErrorMessage = k, -1, kerr.CoordinatorNotAvailable.Code, &msg
+		resp.Coordinators = append(resp.Coordinators, c)
+	}
+	return resp
+}
+
+// initProducerID hands out idempotent producer ids. With a known id and
+// epoch (KIP-360, v3+) the epoch is bumped so the producer can reset its
+// sequences. Transactions are not supported.
+func (b *Broker) initProducerID(r *kmsg.InitProducerIDRequest) kmsg.Response {
+	resp := r.ResponseKind().(*kmsg.InitProducerIDResponse)
+	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	if r.TransactionalID != nil {
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return resp
+	}
+	if r.ProducerID >= 0 && r.ProducerEpoch >= 0 && r.ProducerEpoch < 32767 {
+		resp.ProducerID, resp.ProducerEpoch = r.ProducerID, r.ProducerEpoch+1
+		return resp
+	}
+	id, err := b.reg.allocProducerID()
+	if err != nil {
+		b.lg.Error().Err(err).Msg("allocate producer id")
+		resp.ErrorCode = kerr.KafkaStorageError.Code
+		return resp
+	}
+	resp.ProducerID, resp.ProducerEpoch = id, 0
+	return resp
+}
+
+func (b *Broker) metadata(r *kmsg.MetadataRequest) kmsg.Response {
+	resp := r.ResponseKind().(*kmsg.MetadataResponse)
+	br := kmsg.NewMetadataResponseBroker()
+	br.NodeID, br.Host, br.Port = b.cfg.NodeID, b.advHost, b.advPort
+	resp.Brokers = []kmsg.MetadataResponseBroker{br}
+	resp.ClusterID = &b.reg.meta.ClusterID
+	resp.ControllerID = b.cfg.NodeID
+
+	var topics []*topic
+	var missing []kmsg.MetadataResponseTopic
+	// v0: an empty list means all topics; v1+: a null list means all.
+	if r.Topics == nil || (r.Version == 0 && len(r.Topics) == 0) {
+		topics = b.reg.list()
+	}
+	for _, rt := range r.Topics {
+		var t *topic
+		switch {
+		case rt.Topic != nil:
+			t = b.reg.get(*rt.Topic)
+			if t == nil && (r.AllowAutoTopicCreation || r.Version < 4) && b.cfg.AutoCreateTopics {
+				t, _ = b.autoCreate(*rt.Topic)
+			}
+		case rt.TopicID != [16]byte{}:
+			t = b.reg.getByID(rt.TopicID)
+		}
+		if t != nil {
+			topics = append(topics, t)
+			continue
+		}
+		mt := kmsg.NewMetadataResponseTopic()
+		mt.Topic, mt.TopicID = rt.Topic, rt.TopicID
+		mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		if rt.Topic != nil && validTopicName(*rt.Topic) != nil {
+			mt.ErrorCode = kerr.InvalidTopicException.Code
+		} else if rt.Topic == nil {
+			mt.ErrorCode = kerr.UnknownTopicID.Code
+		}
+		missing = append(missing, mt)
+	}
+	for _, t := range topics {
+		mt := kmsg.NewMetadataResponseTopic()
+		name := t.name
+		mt.Topic, mt.TopicID = &name, t.id
+		for i := range t.parts {
+			mp := kmsg.NewMetadataResponseTopicPartition()
+			mp.Partition, mp.Leader, mp.LeaderEpoch = int32(i), b.cfg.NodeID, 0
+			mp.Replicas, mp.ISR = []int32{b.cfg.NodeID}, []int32{b.cfg.NodeID}
+			mt.Partitions = append(mt.Partitions, mp)
+		}
+		resp.Topics = append(resp.Topics, mt)
+	}
+	resp.Topics = append(resp.Topics, missing...)
+	return resp
+}
+
+// autoCreate creates a topic with the broker defaults, as Kafka's
+// auto.create.topics.enable does for Metadata and Produce.
+func (b *Broker) autoCreate(name string) (*topic, error) {
+	t, err := b.reg.create(name, b.cfg.DefaultPartitions, nil, false)
+	if errors.Is(err, kerr.TopicAlreadyExists) {
+		return b.reg.get(name), nil
+	}
+	if err == nil {
+		b.lg.Info().Str("topic", name).Msg("topic auto-created")
+	}
+	return t, err
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sluiced-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "sluiced")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build sluiced: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// start runs sluiced and waits for its "sluiced serving" log line.
+func start(t *testing.T, dataDir, kafka string) (*exec.Cmd, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(binary, "--data-dir", dataDir, "--kafka-addr", kafka, "--http-addr", freeAddr(t), "--log-format", "json")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &strings.Builder{}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		once := false
+		for sc.Scan() {
+			logs.WriteString(sc.Text() + "\n")
+			if !once && strings.Contains(sc.Text(), "sluiced serving") {
+				once = true
+				close(ready)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("sluiced did not start:\n%s", logs)
+	}
+	return cmd, logs
+}
+
+func TestSigtermShutsDownCleanlyAndDataSurvives(t *testing.T) {
+	dir, kafka := t.TempDir(), freeAddr(t)
+	cmd, logs := start(t, dir, kafka)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka), kgo.DefaultProduceTopic("signups"), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := 0; i < 100; i++ {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte("k"), Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl.Close()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("sluiced exited with %v after SIGTERM:\n%s", err, logs)
+	}
+	// Logs are JSON lines (not a terminal) and say it stopped.
+	var sawStop bool
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		sawStop = sawStop || m["message"] == "sluiced stopped"
+	}
+	if !sawStop {
+		t.Fatalf("no 'sluiced stopped' line:\n%s", logs)
+	}
+
+	cmd, _ = start(t, dir, kafka)
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	cons, err := kgo.NewClient(kgo.SeedBrokers(kafka), kgo.ConsumeTopics("signups"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	var got []string
+	for len(got) < 100 {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read back %d of 100 records", len(got))
+		}
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	for i, v := range got {
+		if v != fmt.Sprint(i) {
+			t.Fatalf("record %d is %q", i, v)
+		}
+	}
+}
+
+func TestHelpAndBadFlags(t *testing.T) {
+	out, err := exec.Command(binary, "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("--help: %v", err)
+	}
+	for _, want := range []string{"--data-dir", "--kafka-addr", "--auto-create-topics", "--retention-ms", "SLUICE_"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("--help lacks %s", want)
+		}
+	}
+	err = exec.Command(binary, "--node-id", "banana").Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Fatalf("bad flag: %v, want exit 2", err)
+	}
+}
