@@ -91,7 +91,11 @@ func (c *conn) writeLoop(out <-chan pending, done chan<- struct{}) {
 			buf = protocol.AppendApiVersionsFallback(buf[:0], p.hdr.CorrelationID)
 		} else {
 			resp = p.respond()
-			c.b.metrics.ObserveRequest(apiName(p.hdr.Key), "none", time.Since(p.start))
+			code := "none"
+			if resp != nil {
+				code = responseCode(resp)
+			}
+			c.b.metrics.ObserveRequest(apiName(p.hdr.Key), code, time.Since(p.start))
 			if resp == nil {
 				continue
 			}

@@ -359,8 +359,13 @@ func TestHTTPHealthReadinessAndMetrics(t *testing.T) {
 	if code, _ := get("/readyz"); code != 200 {
 		t.Fatalf("readyz %d", code)
 	}
+	// An error shows in the request metric with its Kafka code.
+	if err := newClient(t, b, kgo.DefaultProduceTopic("m"), kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(), kgo.ProducerBatchMaxBytes(2<<20), kgo.RecordRetries(0), kgo.ProducerBatchCompression(kgo.NoCompression())).
+		ProduceSync(ctx(t), &kgo.Record{Value: make([]byte, 1<<20+100)}).FirstErr(); !errors.Is(err, kerr.MessageTooLarge) {
+		t.Fatalf("oversized record: %v", err)
+	}
 	_, m := get("/metrics")
-	for _, want := range []string{`sluice_requests_total{api="Produce"`, `sluice_bytes_in_total{topic="m"}`, `sluice_log_end_offset{partition="0",topic="m"} 1`} {
+	for _, want := range []string{`sluice_requests_total{api="Produce",code="none"}`, `sluice_requests_total{api="Produce",code="MESSAGE_TOO_LARGE"} 1`, `sluice_bytes_in_total{topic="m"}`, `sluice_log_end_offset{partition="0",topic="m"} 1`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
 		}
