@@ -21,7 +21,7 @@ const dedupWindow = 5
 // producerBatch is one remembered batch of an idempotent producer.
 type producerBatch struct {
 	firstSeq, lastSeq int32
-	baseOffset        int64       // valid when pending is nil
+	baseOffset        int64        // valid when pending is nil
 	pending           *log.Pending // set while the append is in flight
 }
 
