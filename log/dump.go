@@ -58,7 +58,7 @@ func Dump(w io.Writer, fsys vfs.FS, path string, opts DumpOptions) error {
 	case strings.HasSuffix(path, indexExt):
 		return dumpIndex(w, fsys, path, opts)
 	case filepath.Base(path) == checkpointName:
-		b, err := readAll(fsys, path)
+		b, err := vfs.ReadFile(fsys, path, maxFrameBytes)
 		if err != nil {
 			return err
 		}
@@ -180,7 +180,7 @@ func emitFrame(w io.Writer, opts DumpOptions, d *DumpFrame) error {
 }
 
 func dumpIndex(w io.Writer, fsys vfs.FS, path string, opts DumpOptions) error {
-	b, err := readAll(fsys, path)
+	b, err := vfs.ReadFile(fsys, path, maxFrameBytes)
 	if err != nil {
 		return err
 	}

@@ -827,7 +827,7 @@ func (l *Log) roll(index uint64) error {
 		if err := l.syncActive(); err != nil {
 			return err
 		}
-		if err := writeFileAtomic(l.fs, l.dir, s.indexPath(), encodeIndex(s)); err != nil {
+		if err := vfs.WriteFileAtomic(l.fs, s.indexPath(), encodeIndex(s)); err != nil {
 			return fmt.Errorf("log: write index of %s: %w", s.path, err)
 		}
 		l.mu.Lock()
@@ -951,7 +951,7 @@ func (l *Log) truncateFrom(index uint64) error {
 		l.start = s.next
 		// Persist the lowered start, or a reopen would hide the offsets
 		// appended from here behind the old start.ckpt.
-		if err := writeFileAtomic(l.fs, l.dir, filepath.Join(l.dir, checkpointName), encodeCheckpoint(l.start)); err != nil {
+		if err := vfs.WriteFileAtomic(l.fs, filepath.Join(l.dir, checkpointName), encodeCheckpoint(l.start)); err != nil {
 			return ioErr(fmt.Errorf("log: write start checkpoint: %w", err))
 		}
 	}
@@ -969,7 +969,7 @@ func (l *Log) deleteBefore(offset int64) error {
 	if offset <= start {
 		return nil
 	}
-	if err := writeFileAtomic(l.fs, l.dir, filepath.Join(l.dir, checkpointName), encodeCheckpoint(offset)); err != nil {
+	if err := vfs.WriteFileAtomic(l.fs, filepath.Join(l.dir, checkpointName), encodeCheckpoint(offset)); err != nil {
 		return ioErr(fmt.Errorf("log: write start checkpoint: %w", err))
 	}
 	l.mu.Lock()
@@ -1009,7 +1009,7 @@ func (l *Log) reset(index uint64, offset int64) error {
 	}
 	// The checkpoint records where the log now starts, so recovery can
 	// tell this deliberate start from lost head segments.
-	if err := writeFileAtomic(l.fs, l.dir, filepath.Join(l.dir, checkpointName), encodeCheckpoint(offset)); err != nil {
+	if err := vfs.WriteFileAtomic(l.fs, filepath.Join(l.dir, checkpointName), encodeCheckpoint(offset)); err != nil {
 		return ioErr(fmt.Errorf("log: write start checkpoint: %w", err))
 	}
 	s, err := l.createSegment(index, offset)

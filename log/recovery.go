@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/sluicemq/sluice/log/vfs"
 )
 
 // recover implements the numbered steps of FORMAT.md "Recovery on open".
@@ -37,7 +39,7 @@ func (l *Log) recover() error {
 		}
 	}
 	ckpt := int64(-1)
-	if b, err := readAll(l.fs, filepath.Join(l.dir, checkpointName)); err == nil {
+	if b, err := vfs.ReadFile(l.fs, filepath.Join(l.dir, checkpointName), maxFrameBytes); err == nil {
 		if ckpt, err = decodeCheckpoint(b); err != nil {
 			return corrupt(filepath.Join(l.dir, checkpointName), 0, "%v", err)
 		}
@@ -163,7 +165,7 @@ func (l *Log) openSegment(name string, active bool) (_ *segment, err error) {
 // and otherwise rebuilds it by a full walk that must find no damage.
 func (l *Log) loadSealed(s *segment, size int64) error {
 	s.size, s.sealed = size, true
-	if b, err := readAll(l.fs, s.indexPath()); err == nil {
+	if b, err := vfs.ReadFile(l.fs, s.indexPath(), maxFrameBytes); err == nil {
 		last, next, maxTs, entries, derr := decodeIndex(b, s.hdr, size)
 		if derr == nil {
 			s.last, s.next, s.maxTs, s.index = last, next, maxTs, entries
@@ -193,7 +195,7 @@ func (l *Log) loadSealed(s *segment, size int64) error {
 		return nil
 	}
 	s.last, s.next, s.maxTs, s.index = w.last, w.next, w.maxTs, w.index
-	if err := writeFileAtomic(l.fs, l.dir, s.indexPath(), encodeIndex(s)); err != nil {
+	if err := vfs.WriteFileAtomic(l.fs, s.indexPath(), encodeIndex(s)); err != nil {
 		return fmt.Errorf("log: write %s: %w", s.indexPath(), err)
 	}
 	l.recovery.RebuiltIndexes = append(l.recovery.RebuiltIndexes, s.indexPath())

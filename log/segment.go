@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"os"
 	"sort"
 
 	"github.com/sluicemq/sluice/log/vfs"
@@ -308,49 +307,4 @@ func decodeIndex(b []byte, hdr segmentHeader, size int64) (last uint64, next, ma
 		p = p[indexEntrySize:]
 	}
 	return last, next, maxTs, entries, nil
-}
-
-// writeFileAtomic writes data to path via a synced temporary file and a
-// rename, then syncs the directory.
-func writeFileAtomic(fsys vfs.FS, dir, path string, data []byte) error {
-	tmp := path + tmpExt
-	f, err := fsys.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := fsys.Rename(tmp, path); err != nil {
-		return err
-	}
-	return fsys.SyncDir(dir)
-}
-
-func readAll(fsys vfs.FS, path string) ([]byte, error) {
-	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	size, err := f.Size()
-	if err != nil {
-		return nil, err
-	}
-	if size > maxFrameBytes {
-		return nil, fmt.Errorf("%s: %d bytes is too large", path, size)
-	}
-	b := make([]byte, size)
-	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	return b, nil
 }
