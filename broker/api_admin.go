@@ -48,7 +48,13 @@ func (b *Broker) createOne(rt kmsg.CreateTopicsRequestTopic, duplicate, validate
 		if n != -1 || rf != -1 {
 			return nil, terr(kerr.InvalidRequest, "give either a replica assignment or partition count and replication factor")
 		}
+		seen := make([]bool, len(rt.ReplicaAssignment))
 		for _, a := range rt.ReplicaAssignment {
+			// As Kafka: the assigned partitions are 0 to n-1, each once.
+			if a.Partition < 0 || int(a.Partition) >= len(seen) || seen[a.Partition] {
+				return nil, terr(kerr.InvalidReplicaAssignment, "partition %d: the %d assigned partitions must be numbered 0 to %d, each once", a.Partition, len(seen), len(seen)-1)
+			}
+			seen[a.Partition] = true
 			if len(a.Replicas) != 1 || a.Replicas[0] != b.cfg.NodeID {
 				return nil, terr(kerr.InvalidReplicaAssignment, "partition %d: replicas %v; this single node is broker %d", a.Partition, a.Replicas, b.cfg.NodeID)
 			}
@@ -175,6 +181,9 @@ func (b *Broker) describeConfigs(r *kmsg.DescribeConfigsRequest) kmsg.Response {
 			t := b.reg.get(rr.ResourceName)
 			if t == nil {
 				sr.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				if validTopicName(rr.ResourceName) != nil {
+					sr.ErrorCode = kerr.InvalidTopicException.Code // as Kafka; 3 would be retried
+				}
 				resp.Resources = append(resp.Resources, sr)
 				continue
 			}
@@ -260,6 +269,9 @@ func (b *Broker) alterTopicConfigs(rr kmsg.IncrementalAlterConfigsRequestResourc
 	}
 	t := b.reg.get(rr.ResourceName)
 	if t == nil {
+		if err := validTopicName(rr.ResourceName); err != nil {
+			return terr(kerr.InvalidTopicException, "%v", err) // as Kafka; 3 would be retried
+		}
 		return kerr.UnknownTopicOrPartition
 	}
 	next := map[string]string{}

@@ -12,7 +12,8 @@ import (
 
 // produce validates and queues every partition's batch now, in request
 // order, and waits for durability in the responder. acks=1 and acks=-1 both
-// wait for the local fsync on a single node; acks=0 sends no response.
+// wait for the local fsync on a single node; acks=0 sends no response, and
+// closes the connection if any partition was refused.
 func (b *Broker) produce(r *kmsg.ProduceRequest) responder {
 	resp := r.ResponseKind().(*kmsg.ProduceResponse)
 	type wait struct {
@@ -43,6 +44,9 @@ func (b *Broker) produce(r *kmsg.ProduceRequest) responder {
 				sp.ErrorCode = code(refuse)
 			case p == nil:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case r.Version < 7 && isZstd(rp.Records):
+				// KIP-110: zstd needs Produce v7+, as Kafka enforces.
+				sp.ErrorCode = kerr.UnsupportedCompressionType.Code
 			default:
 				b.metrics.AddBytesIn(rt.Topic, len(rp.Records))
 				waits = append(waits, wait{ti, len(st.Partitions), p.Produce(rp.Records)})
@@ -61,10 +65,23 @@ func (b *Broker) produce(r *kmsg.ProduceRequest) responder {
 			}
 		}
 		if r.Acks == 0 {
+			for _, st := range resp.Topics {
+				for _, sp := range st.Partitions {
+					if sp.ErrorCode != 0 {
+						return closeWithoutResponse{resp}
+					}
+				}
+			}
 			return nil
 		}
 		return resp
 	}
+}
+
+// isZstd reports whether records starts with a v2 batch compressed with
+// zstd (attributes bits 0-2 = 4).
+func isZstd(records []byte) bool {
+	return len(records) > 22 && records[16] == 2 && records[22]&7 == 4
 }
 
 // fetch answers from the logs, long-polling until min_bytes are available,

@@ -21,6 +21,12 @@ const maxPipelined = 16
 // the response, or nil when none is sent (produce with acks=0).
 type responder func() kmsg.Response
 
+// closeWithoutResponse is what a responder returns when no response may be
+// sent but the client must learn of a failure: an acks=0 produce that was
+// refused. The writer closes the connection instead, as Kafka does; the
+// producer sees the connection drop and refreshes its metadata.
+type closeWithoutResponse struct{ kmsg.Response }
+
 type pending struct {
 	hdr     protocol.Header
 	respond responder
@@ -91,12 +97,20 @@ func (c *conn) writeLoop(out <-chan pending, done chan<- struct{}) {
 			buf = protocol.AppendApiVersionsFallback(buf[:0], p.hdr.CorrelationID)
 		} else {
 			resp = p.respond()
+			cw, closeConn := resp.(closeWithoutResponse)
+			if closeConn {
+				resp = cw.Response
+			}
 			code := "none"
 			if resp != nil {
 				code = responseCode(resp)
 			}
 			c.b.metrics.ObserveRequest(apiName(p.hdr.Key), code, time.Since(p.start))
-			if resp == nil {
+			if closeConn && !broken {
+				broken = true
+				c.nc.Close() // the reader stops too
+			}
+			if resp == nil || closeConn {
 				continue
 			}
 			buf = protocol.AppendResponse(buf[:0], p.hdr, resp)

@@ -87,7 +87,11 @@ func (b *Broker) describeCluster(r *kmsg.DescribeClusterRequest) kmsg.Response {
 	resp.ClusterID = b.reg.meta.ClusterID
 	resp.ControllerID = b.cfg.NodeID
 	resp.EndpointType = r.EndpointType
-	if r.EndpointType > 1 {
+	switch {
+	case r.Version >= 1 && r.EndpointType == 2: // controllers: this is a broker endpoint (KIP-919)
+		resp.ErrorCode = kerr.MismatchedEndpointType.Code
+		return resp
+	case r.Version >= 1 && r.EndpointType != 1: // 1 is brokers
 		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
 		return resp
 	}

@@ -282,10 +282,15 @@ func (r *registry) delete(t *topic) error {
 	for i, p := range t.parts {
 		p.Close()
 		dir := r.partDir(t.name, int32(i))
-		gone := dir + "." + hex.EncodeToString(t.id[:4]) + ".deleted"
-		if err := os.Rename(dir, gone); err == nil {
-			os.RemoveAll(gone)
+		// Named by topic id, not dir plus a suffix: for a 249-character
+		// topic name that exceeded NAME_MAX (255), the rename failed and
+		// the deleted topic's data stayed on disk.
+		gone := filepath.Join(r.dir, "topics", hex.EncodeToString(t.id[:])+"-"+strconv.Itoa(i)+".deleted")
+		if err := os.Rename(dir, gone); err != nil {
+			r.lg.Error().Err(err).Str("dir", dir).Msg("deleted topic: cannot remove its partition directory")
+			continue
 		}
+		os.RemoveAll(gone)
 	}
 	r.lg.Info().Str("topic", t.name).Msg("topic deleted")
 	return nil

@@ -167,6 +167,12 @@ func (p *Partition) Produce(records []byte) (wait func() (ProduceResult, error))
 	}
 	batches, err := batch.SplitBatches(records)
 	if err != nil {
+		if len(batches) == 0 && errors.Is(err, batch.ErrBadMagic) && (records[16] == 0 || records[16] == 1) {
+			// A v0/v1 message set: a well-formed request in a format
+			// Produce v3+ does not carry. Kafka answers INVALID_RECORD,
+			// which clients do not retry; CORRUPT_MESSAGE they would.
+			return fail(kerr.InvalidRecord)
+		}
 		return fail(kerr.CorruptMessage)
 	}
 	if len(batches) != 1 {
@@ -280,6 +286,9 @@ const (
 	ListLatest       = -1
 	ListEarliest     = -2
 	ListMaxTimestamp = -3
+	// ListEarliestLocal (ListOffsets v8+, KIP-405) is the first offset
+	// stored locally; without tiered storage that is the log start.
+	ListEarliestLocal = -4
 )
 
 // ListOffset answers ListOffsets for one timestamp: the first offset whose
@@ -288,7 +297,7 @@ const (
 func (p *Partition) ListOffset(ts int64) (offset, timestamp int64, err error) {
 	hw := p.HighWatermark()
 	switch {
-	case ts == ListEarliest:
+	case ts == ListEarliest, ts == ListEarliestLocal:
 		return p.LogStartOffset(), -1, nil
 	case ts == ListLatest:
 		return hw, -1, nil
