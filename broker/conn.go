@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -37,6 +38,9 @@ type conn struct {
 	b  *Broker
 	nc net.Conn
 	lg zerolog.Logger
+
+	mu      sync.Mutex // orders deadline changes between reader and shutdown
+	stopped bool
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
@@ -45,7 +49,22 @@ func newConn(b *Broker, nc net.Conn) *conn {
 
 // stopReading makes the reader stop after its current request; responses
 // already started are still written.
-func (c *conn) stopReading() { c.nc.SetReadDeadline(time.Now()) }
+func (c *conn) stopReading() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopped = true
+	c.nc.SetReadDeadline(time.Now())
+}
+
+// armIdle gives the next request connections_max_idle to arrive in full,
+// unless the connection is being stopped.
+func (c *conn) armIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.stopped {
+		c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.ConnectionsMaxIdle))
+	}
+}
 
 func (c *conn) serve() {
 	c.b.metrics.ConnOpened()
@@ -56,6 +75,7 @@ func (c *conn) serve() {
 	lim := protocol.Limits{MaxRequestBytes: c.b.cfg.MaxRequestBytes, MaxControlRequestBytes: c.b.cfg.MaxControlRequestBytes}
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	for {
+		c.armIdle() // covers waiting for a request and reading all of it
 		frame, err := protocol.ReadFrame(br, lim)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isTimeout(err) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -368,6 +369,25 @@ func TestHTTPHealthReadinessAndMetrics(t *testing.T) {
 	for _, want := range []string{`sluice_requests_total{api="Produce",code="none"}`, `sluice_requests_total{api="Produce",code="MESSAGE_TOO_LARGE"} 1`, `sluice_bytes_in_total{topic="m"}`, `sluice_log_end_offset{partition="0",topic="m"} 1`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// A client that sends half a request and stalls loses its connection after
+// connections_max_idle instead of holding it (and its buffer) forever.
+func TestIdleAndStalledConnectionsAreClosed(t *testing.T) {
+	b := startBroker(t, t.TempDir(), func(c *config.Config) { c.ConnectionsMaxIdle = time.Second })
+	for _, send := range [][]byte{nil, {0, 0, 0, 100, 0, 18}} { // idle; half a frame
+		nc, err := net.Dial("tcp", b.KafkaAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.Write(send)
+		nc.SetReadDeadline(time.Now().Add(15 * time.Second))
+		_, err = nc.Read(make([]byte, 1))
+		nc.Close()
+		if err != io.EOF {
+			t.Fatalf("after sending %v: read %v, want the broker to close the connection (EOF)", send, err)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -183,7 +184,7 @@ func (p *Partition) Produce(records []byte) (wait func() (ProduceResult, error))
 	// and its records walked, as Kafka's broker does, so a lying record
 	// count or a compression bomb is refused here instead of being served
 	// to every consumer. Uncompressed batches are walked without copying.
-	h, err := batch.Validate(b, batch.ValidateOptions{Deep: true})
+	h, err := validate(b)
 	switch {
 	case errors.Is(err, batch.ErrUnsupportedCodec):
 		return fail(kerr.UnsupportedCompressionType)
@@ -247,6 +248,20 @@ func (p *Partition) Produce(records []byte) (wait func() (ProduceResult, error))
 		}
 		return ProduceResult{BaseOffset: off, LogAppendTime: appendTime, LogStartOffset: p.LogStartOffset()}, nil
 	}
+}
+
+// decompressing bounds concurrent validations of compressed batches to the
+// CPUs: decompression is CPU-bound, so more in parallel gains nothing, and
+// each may briefly hold a few times batch.DefaultLimits.MaxSize, so the
+// bound keeps many clients sending bombs at once from adding up.
+var decompressing = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+func validate(b []byte) (batch.Header, error) {
+	if h, err := batch.ParseHeader(b); err == nil && h.Codec() != batch.CodecNone {
+		decompressing <- struct{}{}
+		defer func() { <-decompressing }()
+	}
+	return batch.Validate(b, batch.ValidateOptions{Deep: true})
 }
 
 func (p *Partition) storageError(err error) error {

@@ -94,6 +94,10 @@ type Config struct {
 	// FetchMaxWaitMax caps the max wait a client asks for in a Fetch, so a
 	// long-poll cannot hold a request (and its connection) indefinitely.
 	FetchMaxWaitMax time.Duration `yaml:"fetch_max_wait_max"`
+	// ConnectionsMaxIdle closes a connection that sends nothing, or sends
+	// a request only partly, for this long (Kafka connections.max.idle.ms),
+	// so half-sent frames cannot hold connections and buffers forever.
+	ConnectionsMaxIdle time.Duration `yaml:"connections_max_idle"`
 
 	// File is the YAML file Load read, empty if none. It is set by Load,
 	// never read from the file itself.
@@ -133,8 +137,9 @@ func Default() Config {
 		LogLevel:  "info",
 		LogFormat: LogFormatAuto,
 
-		ShutdownTimeout: 30 * time.Second,
-		FetchMaxWaitMax: 30 * time.Second,
+		ShutdownTimeout:    30 * time.Second,
+		FetchMaxWaitMax:    30 * time.Second,
+		ConnectionsMaxIdle: 10 * time.Minute,
 	}
 }
 
@@ -305,6 +310,9 @@ func (c *Config) Validate() error {
 
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout", c.ShutdownTimeout, "must be > 0")
+	}
+	if c.ConnectionsMaxIdle < time.Second {
+		bad("connections_max_idle", c.ConnectionsMaxIdle, "must be >= 1s")
 	}
 	if c.FetchMaxWaitMax < time.Millisecond {
 		bad("fetch_max_wait_max", c.FetchMaxWaitMax, "must be >= 1ms")

@@ -32,6 +32,7 @@ func TestDefaultValues(t *testing.T) {
 		MaxMessageBytes: 1048588, MessageTimestampType: "CreateTime", CleanupPolicy: "delete",
 		RetentionCheckInterval: 5 * time.Minute, LogLevel: "info", LogFormat: "auto",
 		ShutdownTimeout: 30 * time.Second, FetchMaxWaitMax: 30 * time.Second,
+		ConnectionsMaxIdle: 10 * time.Minute,
 	}
 	if c != want {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", c, want)
@@ -86,6 +87,7 @@ func TestValidateEachField(t *testing.T) {
 		{"shutdown_timeout", "0s", func(c *Config) { c.ShutdownTimeout = 0 }},
 		{"shutdown_timeout", "-1s", func(c *Config) { c.ShutdownTimeout = -time.Second }},
 		{"fetch_max_wait_max", "0s", func(c *Config) { c.FetchMaxWaitMax = 0 }},
+		{"connections_max_idle", "500ms", func(c *Config) { c.ConnectionsMaxIdle = 500 * time.Millisecond }},
 	}
 	tested := map[string]bool{}
 	for _, tt := range tests {

@@ -108,6 +108,10 @@ var options = []option{
 		func(fs *pflag.FlagSet, c *Config, n, u string) {
 			fs.DurationVar(&c.FetchMaxWaitMax, n, c.FetchMaxWaitMax, u)
 		}},
+	{"connections_max_idle", "close a connection idle (or mid-request) this long, as a duration such as 10m (Kafka connections.max.idle.ms)",
+		func(fs *pflag.FlagSet, c *Config, n, u string) {
+			fs.DurationVar(&c.ConnectionsMaxIdle, n, c.ConnectionsMaxIdle, u)
+		}},
 }
 
 func flagName(key string) string { return strings.ReplaceAll(key, "_", "-") }

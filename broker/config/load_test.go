@@ -56,6 +56,7 @@ var layerValues = map[string][3]string{
 	"log_format":                 {"json", "console", "json"},
 	"shutdown_timeout":           {"10s", "20s", "1m"},
 	"fetch_max_wait_max":         {"1s", "2s", "3s"},
+	"connections_max_idle":       {"1m", "2m", "3m"},
 }
 
 // with returns Default() with option key set from text as a flag would.
