@@ -77,7 +77,12 @@ type Log struct {
 	reqs      chan *request
 	qmu       sync.Mutex
 	qclosed   bool
+	queued    atomic.Int64 // requests queued and not yet finished by run
 	closeOnce sync.Once
+
+	// wmu is held by whoever writes: the run goroutine, or an appender
+	// that found the writer idle and nothing queued (appendInline).
+	wmu sync.Mutex
 	done      chan struct{} // closed when the writer has exited
 
 	// roll limits, changeable while open (topic configs)
@@ -328,11 +333,15 @@ func (l *Log) enqueue(r *request) error {
 	if l.qclosed {
 		return l.closedErr()
 	}
+	l.queued.Add(1)
 	l.reqs <- r
 	return nil
 }
 
 func (l *Log) submit(r *request) error {
+	if r.kind == reqAppend && l.appendInline(r) {
+		return r.err
+	}
 	if err := l.enqueue(r); err != nil {
 		return err
 	}
@@ -496,18 +505,28 @@ type request struct {
 // published to readers until the next fsync.
 type writerState struct {
 	seg     *segment
-	pos     int64 // logical end, including wbuf
+	pos     int64 // logical end, including frames not yet handed to the file
 	flushed int64 // bytes handed to the file
 	last    uint64
 	next    int64
 	maxTs   int64
 	index   []indexEntry
-	wbuf    []byte
+
+	// Frames not yet handed to the file: their headers side by side in
+	// hdrs, their payloads (the callers' own memory, unchanged until the
+	// request is answered) in payloads. flush writes them all with one
+	// vectored write, so a frame costs neither a copy nor a syscall.
+	hdrs     []byte
+	payloads [][]byte
+	iov      [][]byte
 }
+
+// maxPendingFrames bounds the frames gathered into one write.
+const maxPendingFrames = 512
 
 func (w *writerState) reset(s *segment) {
 	w.seg = s
-	w.wbuf = w.wbuf[:0]
+	w.hdrs, w.payloads = w.hdrs[:0], w.payloads[:0]
 	if s == nil {
 		w.pos, w.flushed, w.last, w.next, w.maxTs, w.index = 0, 0, 0, 0, -1, nil
 		return
@@ -515,10 +534,34 @@ func (w *writerState) reset(s *segment) {
 	w.pos, w.flushed, w.last, w.next, w.maxTs, w.index = s.size, s.size, s.last, s.next, s.maxTs, s.index
 }
 
+// appendInline writes and fsyncs r on the caller's goroutine when no one
+// is writing and nothing is queued, saving a lone appender the two
+// goroutine handoffs of the queue. Appenders arriving meanwhile queue as
+// usual and the run goroutine writes them as one group afterwards, so group
+// commit is kept; and since nothing queued earlier is waiting, no caller's
+// order is overtaken.
+func (l *Log) appendInline(r *request) bool {
+	if !l.wmu.TryLock() {
+		return false
+	}
+	defer l.wmu.Unlock()
+	l.qmu.Lock()
+	idle := !l.qclosed && l.queued.Load() == 0
+	l.qmu.Unlock()
+	if !idle {
+		return false
+	}
+	r.done = make(chan struct{})
+	l.appendGroup([]*request{r})
+	close(r.done)
+	return true
+}
+
 func (l *Log) run() {
 	defer close(l.done)
 	var group []*request
 	for r := range l.reqs {
+		l.wmu.Lock()
 		group = append(group[:0], r)
 		var other *request
 		if r.kind == reqAppend {
@@ -546,15 +589,22 @@ func (l *Log) run() {
 				close(g.done)
 			}
 		}
+		taken := int64(len(group))
 		if other != nil {
 			if other.kind == reqClose {
 				l.shutdown()
 				close(other.done)
+				l.wmu.Unlock()
 				return
 			}
 			l.handle(other)
 			close(other.done)
+			if other != r {
+				taken++
+			}
 		}
+		l.queued.Add(-taken)
+		l.wmu.Unlock()
 	}
 }
 
@@ -747,29 +797,16 @@ func (l *Log) writeEntry(e *Entry) error {
 		binary.BigEndian.PutUint64(e.Data[0:8], uint64(w.next))
 		w.maxTs = max(w.maxTs, batchMaxTimestamp(e.Data))
 	}
-	n := len(w.wbuf)
-	w.wbuf = append(w.wbuf, make([]byte, frameHeaderSize)...)
-	putFrameHeader(w.wbuf[n:], &h, e.Data)
-	// Large payloads go to the file directly rather than through a copy.
-	if len(e.Data) >= 16<<10 {
-		if err := l.flush(); err != nil {
-			return err
-		}
-		if _, err := w.seg.file.WriteAt(e.Data, w.flushed); err != nil {
-			return fmt.Errorf("log: write %s: %w", w.seg.path, err)
-		}
-		w.flushed += int64(len(e.Data))
-	} else {
-		w.wbuf = append(w.wbuf, e.Data...)
-		if len(w.wbuf) >= 1<<20 {
-			if err := l.flush(); err != nil {
-				return err
-			}
-		}
-	}
+	n := len(w.hdrs)
+	w.hdrs = append(w.hdrs, make([]byte, frameHeaderSize)...)
+	putFrameHeader(w.hdrs[n:], &h, e.Data)
+	w.payloads = append(w.payloads, e.Data)
 	w.index = addIndexEntry(w.index, w.seg.hdr, w.pos, &h, w.maxTs, l.opts.IndexIntervalBytes)
 	w.pos += size
 	w.last, w.next = e.Index, h.nextOffset()
+	if len(w.payloads) >= maxPendingFrames || w.pos-w.flushed >= int64(l.opts.MaxGroupBytes) {
+		return l.flush()
+	}
 	return nil
 }
 
@@ -790,14 +827,28 @@ func (l *Log) needRoll(index uint64, size int64, count uint32) bool {
 
 func (l *Log) flush() error {
 	w := &l.w
-	if len(w.wbuf) == 0 {
+	if len(w.payloads) == 0 {
 		return nil
 	}
-	if _, err := w.seg.file.WriteAt(w.wbuf, w.flushed); err != nil {
+	w.iov = w.iov[:0]
+	for i, p := range w.payloads {
+		w.iov = append(w.iov, w.hdrs[i*frameHeaderSize:(i+1)*frameHeaderSize])
+		if len(p) > 0 {
+			w.iov = append(w.iov, p)
+		}
+	}
+	want := w.pos - w.flushed
+	n, err := vfs.WritevAt(w.seg.file, w.iov, w.flushed)
+	if err == nil && int64(n) != want {
+		err = io.ErrShortWrite
+	}
+	clear(w.payloads) // do not pin callers' batches
+	clear(w.iov)
+	w.hdrs, w.payloads = w.hdrs[:0], w.payloads[:0]
+	if err != nil {
 		return fmt.Errorf("log: write %s: %w", w.seg.path, err)
 	}
-	w.flushed += int64(len(w.wbuf))
-	w.wbuf = w.wbuf[:0]
+	w.flushed += want
 	return nil
 }
 

@@ -583,3 +583,40 @@ func TestResetThenReopenKeepsItsStart(t *testing.T) {
 		t.Fatalf("after reset and reopen [%d, %d], want [700, 700]", l.StartOffset(), l.EndOffset())
 	}
 }
+
+// The inline fast path for a lone appender must never let a caller's
+// synchronous append overtake an asynchronous one it queued before.
+func TestSyncAppendNeverOvertakesOwnAsyncAppend(t *testing.T) {
+	o, _ := memOpts()
+	l := mustOpen(t, "/d", o)
+	defer l.Close()
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				p, err := l.AppendAsync(testBatch(1, 0, 8))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				second, err := l.Append(testBatch(1, 0, 8))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				first, err := p.Wait()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if second <= first {
+					t.Errorf("sync append got offset %d before its earlier async append's %d", second, first)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

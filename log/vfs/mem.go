@@ -935,6 +935,16 @@ func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 	return f.writeAt("write", p, off)
 }
 
+// WritevAt writes bufs contiguously at off as one write: one fault point,
+// like one pwritev.
+func (f *memFile) WritevAt(bufs [][]byte, off int64) (int, error) {
+	var p []byte
+	for _, b := range bufs {
+		p = append(p, b...)
+	}
+	return f.WriteAt(p, off)
+}
+
 // writeAt writes p at off, applying injected write faults. m.mu must be held.
 func (f *memFile) writeAt(op string, p []byte, off int64) (int, error) {
 	if !f.write {

@@ -1603,3 +1603,37 @@ func TestFailedSyncLossSurvivesLaterSyncs(t *testing.T) {
 		t.Fatalf("after crash %q, want the failed-sync bytes lost and the later ones kept", got)
 	}
 }
+
+func TestWritevAt(t *testing.T) {
+	for name, fsys := range map[string]FS{"os": OS{}, "mem": NewMem()} {
+		dir := "/w"
+		if name == "os" {
+			dir = t.TempDir()
+		}
+		fsys.MkdirAll(dir, 0o755)
+		f, err := fsys.OpenFile(dir+"/f", os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := f.(VectorWriter); !ok {
+			t.Fatalf("%s: file is not a VectorWriter", name)
+		}
+		// More buffers than IOV_MAX, some empty, at an offset.
+		var bufs [][]byte
+		var want []byte
+		for i := 0; i < 2500; i++ {
+			b := bytes.Repeat([]byte{byte(i)}, i%7)
+			bufs = append(bufs, b)
+			want = append(want, b...)
+		}
+		n, err := WritevAt(f, bufs, 3)
+		if err != nil || n != len(want) {
+			t.Fatalf("%s: wrote %d of %d: %v", name, n, len(want), err)
+		}
+		got := make([]byte, len(want))
+		if _, err := f.ReadAt(got, 3); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: read back differs: %v", name, err)
+		}
+		f.Close()
+	}
+}
