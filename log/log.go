@@ -82,8 +82,8 @@ type Log struct {
 
 	// wmu is held by whoever writes: the run goroutine, or an appender
 	// that found the writer idle and nothing queued (appendInline).
-	wmu sync.Mutex
-	done      chan struct{} // closed when the writer has exited
+	wmu  sync.Mutex
+	done chan struct{} // closed when the writer has exited
 
 	// roll limits, changeable while open (topic configs)
 	segmentBytes atomic.Int64
