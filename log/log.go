@@ -3,9 +3,10 @@
 // produced, addressed by offset) and its Raft log (entries addressed by index
 // and term). FORMAT.md specifies the files and the recovery steps.
 //
-// Concurrency: one writer goroutine owns every mutation (appends, rolls,
-// truncation, deletion) and publishes what it has fsynced under mu; readers
-// take mu.RLock and never see an unsynced byte. Appenders that arrive while an
+// Concurrency: every mutation (appends, rolls, truncation, deletion) happens
+// under wmu, held by the writer goroutine or by a lone appender that found it
+// idle, and what has been fsynced is published under mu; readers take
+// mu.RLock and never see an unsynced byte. Appenders that arrive while an
 // fsync is under way are written together and share the next fsync (group
 // commit).
 package log
