@@ -175,6 +175,7 @@ func (b *Broker) fetchOnce(r *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []<-
 				for _, bt := range res.Batches {
 					recs = append(recs, bt...)
 				}
+				res.Release() // copied out: the log may reuse the buffers
 				sp.RecordBatches = recs
 				total += res.Bytes
 				remaining -= res.Bytes

@@ -287,6 +287,7 @@ func BenchmarkRead(b *testing.B) {
 				}
 				bytes += int64(res.Bytes)
 				batches += int64(len(res.Batches))
+				res.Release()
 				ops++
 				if off = res.Next; off >= end {
 					off = 0

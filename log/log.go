@@ -48,6 +48,21 @@ type ReadResult struct {
 	Batches [][]byte
 	Bytes   int   // sum of len(Batches[i])
 	Next    int64 // offset after the last returned batch; the requested offset when none
+	bufs    [][]byte
+}
+
+// Release hands the result's buffers back for reuse by later reads; the
+// batches must not be used afterwards. Callers that copy the batches out
+// (a fetch building its response) should release; others need not, and
+// the buffers are then collected as usual.
+func (r *ReadResult) Release() {
+	for _, b := range r.bufs {
+		if cap(b) <= maxPooledRead {
+			b := b[:0]
+			readBufs.Put(&b)
+		}
+	}
+	r.Batches, r.bufs = nil, nil
 }
 
 // Recovery reports what Open repaired.
@@ -386,7 +401,7 @@ func (l *Log) Read(offset int64, maxBytes int, limit int64) (ReadResult, error) 
 		if s.hdr.baseOffset <= offset {
 			pos = s.posForOffset(offset)
 		}
-		r := &frameReader{f: s.file, name: s.path, pos: pos, end: s.size, chunk: chunk}
+		r := &frameReader{f: s.file, name: s.path, pos: pos, end: s.size, chunk: chunk, keep: &res.bufs}
 		for first := true; ; first = false {
 			fr, err := r.next()
 			if err == io.EOF {

@@ -620,3 +620,48 @@ func TestSyncAppendNeverOvertakesOwnAsyncAppend(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Released read buffers are reused; a later read must never see another
+// read's bytes, and concurrent readers must not share a buffer.
+func TestReadReleaseReusesBuffersSafely(t *testing.T) {
+	o, _ := memOpts()
+	l := mustOpen(t, "/d", o)
+	defer l.Close()
+	var want [][]byte
+	for i := 0; i < 200; i++ {
+		b := testBatch(1+i%4, int64(i), 50+i)
+		mustAppend(t, l, b)
+		want = append(want, b)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := 0; round < 30; round++ {
+				off, i := int64(0), 0
+				for off < l.EndOffset() {
+					res, err := l.Read(off, 700, -1)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					for _, b := range res.Batches {
+						if !bytes.Equal(b, want[i]) {
+							t.Errorf("batch %d differs after buffer reuse", i)
+							return
+						}
+						i++
+					}
+					off = res.Next
+					res.Release()
+					if res.Batches != nil {
+						t.Error("Release left the batches reachable")
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

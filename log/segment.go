@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"sort"
+	"sync"
 
 	"github.com/sluicemq/sluice/log/vfs"
 )
@@ -75,6 +76,23 @@ type frameReader struct {
 	chunk    int
 	buf      []byte
 	bufStart int64
+	// keep, when set, makes fill take buffers from readBufs and record them
+	// here, so the caller can hand them back (ReadResult.Release).
+	keep *[][]byte
+}
+
+// readBufs recycles Read's chunk buffers: allocating a fresh megabyte per
+// fetch made the garbage collector, not the read, the cost of a fetch.
+var readBufs sync.Pool
+
+// maxPooledRead keeps unusually large buffers out of the pool.
+const maxPooledRead = 16 << 20
+
+func getReadBuf(size int) []byte {
+	if p, _ := readBufs.Get().(*[]byte); p != nil && cap(*p) >= size {
+		return (*p)[:size]
+	}
+	return make([]byte, size)
 }
 
 type frame struct {
@@ -120,7 +138,13 @@ func (r *frameReader) fill(n int) error {
 	}
 	size := int64(max(n, r.chunk))
 	size = min(size, r.end-r.pos)
-	buf := make([]byte, size)
+	var buf []byte
+	if r.keep != nil {
+		buf = getReadBuf(int(size))
+		*r.keep = append(*r.keep, buf)
+	} else {
+		buf = make([]byte, size)
+	}
 	if _, err := r.f.ReadAt(buf, r.pos); err != nil && !(errors.Is(err, io.EOF)) {
 		return fmt.Errorf("log: read %s at %d: %w", r.name, r.pos, err)
 	} else if err != nil {

@@ -275,6 +275,14 @@ type FetchResult struct {
 	Bytes          int
 	HighWatermark  int64
 	LogStartOffset int64
+	read           log.ReadResult
+}
+
+// Release hands the batches' buffers back to the log for reuse; the
+// batches must not be used afterwards.
+func (r *FetchResult) Release() {
+	r.read.Release()
+	r.Batches = nil
 }
 
 // Fetch reads whole batches from offset, up to maxBytes (at least one batch),
@@ -292,7 +300,7 @@ func (p *Partition) Fetch(offset int64, maxBytes int) (FetchResult, error) {
 	case err != nil:
 		return res, p.storageError(err)
 	}
-	res.Batches, res.Bytes = r.Batches, r.Bytes
+	res.Batches, res.Bytes, res.read = r.Batches, r.Bytes, r
 	return res, nil
 }
 
