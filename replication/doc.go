@@ -1,0 +1,116 @@
+// Package replication runs a partition as a hashicorp/raft group whose Raft
+// log is the partition's segment log (package log): LogStore implements
+// raft.LogStore over *log.Log, so every produced byte is written to disk
+// once, and every replica's log assigns the same Kafka offsets to the same
+// entries with no offset translator. FSM is the minimal state machine
+// (applied index and high watermark) and RaftConfig the raft settings this
+// arrangement needs.
+//
+// # Commands
+//
+// A raft.LogCommand's Data starts with a tag byte. CmdProduce is followed
+// by one Kafka RecordBatch v2, stored as a batch frame holding the batch
+// alone; everything else (other commands, noop, barrier, configuration) is
+// a non-batch frame whose type byte is the raft.LogType and which takes no
+// offsets. GetLog puts the tag back in front of a batch frame.
+//
+// # Who may delete entries
+//
+// raft.LogStore.DeleteRange is called from four places in hashicorp/raft
+// v1.8.0, and the log is customer data, so each was checked:
+//
+//  1. Conflict truncation on a follower, raft.go:1543 in appendEntries:
+//     DeleteRange(entry.Index, lastLogIdx), lastLogIdx being raft's idea of
+//     the last index. Always a suffix of uncommitted entries: LogStore calls
+//     log.TruncateFrom, and the offsets roll back, so the leader's entries
+//     that replace them take the offsets they have on the leader.
+//  2. Compaction after a snapshot, snapshot.go:206 -> compactLogsWithTrailing:
+//     DeleteRange(FirstIndex, min(snapIdx, lastLogIdx-TrailingLogs)), a
+//     head. With TrailingLogs = math.MaxUint64 (RaftConfig) the early
+//     return at snapshot.go:227 (lastLogIdx <= trailingLogs) always fires
+//     and raft never asks; LogStore ignores head ranges regardless.
+//     Retention, itself a replicated command, is the only deleter.
+//  3. After InstallSnapshot, raft.go:1963-1970: removeOldLogs for a
+//     MonotonicLogStore (DeleteRange(FirstIndex, LastIndex): everything),
+//     otherwise compactLogs(req.LastLogIndex), which (2) makes a no-op.
+//  4. raft.RecoverCluster, api.go:443: DeleteRange(FirstIndex, LastIndex)
+//     after writing a snapshot. That would delete every record, so
+//     RecoverCluster must never be run over a LogStore.
+//
+// # Why LogStore is not a MonotonicLogStore
+//
+// The log does refuse gaps (StoreEntries wants LastIndex+1), which is what
+// MonotonicLogStore describes, but declaring it changes only (3) and user
+// snapshot restore, and makes both worse here:
+//
+//   - A non-monotonic store is expected to accept the gap that follows an
+//     installed snapshot: the next AppendEntries stores index S+1 over a
+//     log that may end far below S. Ours cannot, and raft's DeleteRange
+//     cannot help, since it carries no Kafka offset: only the FSM's
+//     Restore knows at which offset the log continues. So Restore must
+//     leave the log ending at S (segments installed through S) or empty at
+//     S+1 (log.Reset(S+1, offset)). After that, compactLogs is a no-op.
+//   - With MonotonicLogStore, removeOldLogs then deletes whatever Restore
+//     left: an empty log is untouched, but a log installed through S would
+//     be cut to nothing by the suffix rule (it covers LastIndex), leaving
+//     the next index at the old FirstIndex instead of S+1, and every later
+//     StoreLogs would fail out of order.
+//   - raft.Restore (restoreUserSnapshot, raft.go:1105) burns an index
+//     (raft.go:1144) and sets raft's last log to it (raft.go:1186) without
+//     storing an entry; our log cannot store after that gap with or without
+//     MonotonicLogStore. Sluice does not use user snapshot restore.
+//
+// # What InstallSnapshot leaves behind, and what the snapshot step must do
+//
+// installSnapshot (raft.go:1837) restores the FSM, then sets lastApplied
+// and lastSnapshot (raft.go:1954, 1957) but never raft's cached last log
+// entry. getLastEntry (state.go:167) answers the larger of the two, so:
+//
+//   - A lagging follower (its last index L < S) works once Restore has made
+//     the log end at S or start empty at S+1: getLastEntry gives (S, term),
+//     the leader's AppendEntries with PrevLogEntry S matches (raft.go:1498)
+//     and entries from S+1 on are stored.
+//   - A follower with entries at or past S (L >= S) only needs a snapshot
+//     when its entry at S conflicts: after each rejection the leader probes
+//     an earlier index (replication.go:256), passing S, and sends a snapshot
+//     only once it lacks the probed entry. Restore must therefore drop everything from S on,
+//     but raft keeps answering from its stale (L, old term): the next
+//     AppendEntries is rejected, the leader probes down below its first
+//     index and sends the snapshot again, forever. Stock stores suffer the
+//     same livelock (hashicorp/raft#697; a fix is proposed in #704).
+//
+// The snapshot step (snapshots that stream segment files) must therefore:
+//
+//  1. Provide its own raft.SnapshotStore. A snapshot is a manifest (index,
+//     term, configuration, log start offset, next offset, producer state);
+//     Open streams the manifest followed by the segment frames through
+//     index S, the segments pinned against retention while streaming and
+//     the active segment cut at S's frame, and SnapshotMeta.Size must equal
+//     the bytes streamed (the follower compares, raft.go installSnapshot).
+//     Its sink, on the follower, writes the segment files into a staging
+//     directory beside the log, because raft copies the whole stream into
+//     the sink before calling Restore: a FileSnapshotStore would write every
+//     record twice.
+//  2. In the partition FSM's Restore, swap the staged segments in so that
+//     the log ends exactly at S with the snapshot's term (log.Reset and an
+//     API in package log to adopt staged segment files), or reset it empty
+//     at S+1 and the manifest's next offset when no segments came.
+//  3. When the log held entries at or past S before Restore, restart that
+//     group's raft after Restore (Shutdown, then NewRaft over the same
+//     stores, which reads the last entry back from the log) so its cached
+//     last entry matches the log; or carry a raft fix for #697 that also
+//     resets the cached entry.
+//  4. At open, set the FSM's applied index and high watermark from the
+//     latest snapshot manifest: with NoSnapshotRestoreOnStart raft sets
+//     lastApplied to the snapshot index (api.go:659) without calling
+//     Restore and replays only the entries after it.
+//  5. Lower SnapshotThreshold and SnapshotInterval again (a manifest costs
+//     nothing to take), keep TrailingLogs at its maximum, and make
+//     retention never delete past the latest snapshot's index, so the
+//     leader can always send either the entries or a snapshot.
+//
+// The transport step must carry InstallSnapshot's stream without buffering
+// it in memory and multiplex the groups of a broker pair over one
+// connection; the StableStore (term and vote) is raft-boltdb, never the
+// partition data.
+package replication

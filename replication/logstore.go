@@ -1,0 +1,159 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/raft"
+	"github.com/rs/zerolog"
+
+	"github.com/sluicemq/sluice/log"
+)
+
+var _ raft.LogStore = (*LogStore)(nil)
+
+// LogStore is a raft.LogStore over a partition's segment log: the segment
+// files are the Raft log, so a produced batch is written to disk once.
+//
+// Mapping (one raft.Log is one frame):
+//
+//   - A raft.LogCommand whose Data starts with CmdProduce is stored as a
+//     batch frame holding Data[1:] (no copy). The log stamps the batch's
+//     baseOffset into that memory, so Data is modified in place: the
+//     proposer must not reuse the command buffer until its ApplyFuture is
+//     done.
+//   - Every other entry (other commands, noop, barrier, configuration) is
+//     a non-batch frame with Type = uint8(raft.LogType) and Data as is; it
+//     takes no Kafka offsets.
+//   - Extensions are refused (ErrExtensions): frames have no field for them
+//     and Sluice never sets them.
+//   - AppendedAt is dropped, and GetLog returns it zero. raft uses it only
+//     for the leader's "oldestLogAge" gauge (log.go emitLogStoreMetrics,
+//     which reports 0 for a zero time); it plays no part in replication.
+//
+// A StoreLogs error on the leader fails every apply of its group and makes
+// raft step down (raft.go dispatchLogs), so proposals must be valid before
+// raft.Apply: no Extensions, produce batches checked with batch.Validate.
+//
+// LogStore does not implement raft.MonotonicLogStore; doc.go explains why.
+// It is safe for concurrent use.
+type LogStore struct {
+	log *log.Log
+	lg  zerolog.Logger
+}
+
+// NewLogStore returns a LogStore over l. The caller keeps ownership of l
+// (closes it after raft has shut down).
+func NewLogStore(l *log.Log, opts ...Option) *LogStore {
+	o := buildOptions(opts)
+	return &LogStore{log: l, lg: o.logger.With().Str("component", "logstore").Str("dir", l.Dir()).Logger()}
+}
+
+// Log is the underlying segment log.
+func (s *LogStore) Log() *log.Log { return s.log }
+
+// FirstIndex returns the first stored index, 0 when the log is empty.
+func (s *LogStore) FirstIndex() (uint64, error) { return s.log.FirstIndex(), nil }
+
+// LastIndex returns the last stored index, 0 when the log is empty.
+func (s *LogStore) LastIndex() (uint64, error) { return s.log.LastIndex(), nil }
+
+// GetLog reads the entry at index into out. A missing index is
+// raft.ErrLogNotFound itself, unwrapped: raft compares with == and only
+// then falls back to sending a snapshot (replication.go replicateTo).
+// out.Data never aliases memory the log reuses: a batch frame is copied
+// behind a fresh CmdProduce tag, and a non-batch payload is a slice of the
+// buffer the log read it into, which belongs to this call alone.
+func (s *LogStore) GetLog(index uint64, out *raft.Log) error {
+	e, err := s.log.Entry(index)
+	if errors.Is(err, log.ErrNotFound) {
+		return raft.ErrLogNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("replication: get log %d: %w", index, err)
+	}
+	data := e.Data
+	if e.Batch {
+		data = make([]byte, 1+len(e.Data))
+		data[0] = CmdProduce
+		copy(data[1:], e.Data)
+	}
+	*out = raft.Log{Index: e.Index, Term: e.Term, Type: raft.LogType(e.Type), Data: data}
+	return nil
+}
+
+// StoreLog stores one entry.
+func (s *LogStore) StoreLog(l *raft.Log) error {
+	return s.StoreLogs([]*raft.Log{l})
+}
+
+// StoreLogs stores entries whose indexes continue the log (the log refuses
+// gaps with log.ErrOutOfOrder). It returns once they are fsynced, all or
+// none refused by validation (a crash may keep a prefix, which raft allows
+// of entries it has not acknowledged).
+func (s *LogStore) StoreLogs(logs []*raft.Log) error {
+	if len(logs) == 0 {
+		return nil
+	}
+	entries := make([]log.Entry, len(logs))
+	for i, l := range logs {
+		if len(l.Extensions) > 0 {
+			return fmt.Errorf("%w: index %d has %d bytes", ErrExtensions, l.Index, len(l.Extensions))
+		}
+		e := log.Entry{Index: l.Index, Term: l.Term, Type: uint8(l.Type), Data: l.Data}
+		if l.Type == raft.LogCommand && isProduce(l.Data) {
+			e.Batch, e.Data = true, l.Data[1:]
+		}
+		entries[i] = e
+	}
+	if err := s.log.StoreEntries(entries); err != nil {
+		return fmt.Errorf("replication: store logs %d-%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
+	}
+	return nil
+}
+
+// DeleteRange removes entries lo..hi (inclusive). raft calls it from four
+// places (doc.go has the source lines); in a log that is customer data only
+// conflict truncation may remove anything:
+//
+//   - Suffix, hi >= LastIndex: conflict truncation on a follower
+//     (raft.go appendEntries). The entries were never committed; they are
+//     removed with TruncateFrom(lo) and their offsets roll back, so the
+//     replacement entries take the same offsets as on the leader.
+//   - Head, lo <= FirstIndex and hi < LastIndex: log compaction after a
+//     snapshot (snapshot.go compactLogsWithTrailing). Ignored, with a debug
+//     line: retention, itself a replicated command, is the only deleter of
+//     records. RaftConfig sets TrailingLogs to its maximum, under which
+//     raft never asks for this at all (CheckConfig enforces it).
+//   - Anything else (a hole inside the log) is ErrDeleteRange.
+//
+// A range that covers the whole log is a suffix: a follower whose every
+// entry conflicts must lose them all. That is also what
+// raft.RecoverCluster asks for after writing its snapshot (api.go), so
+// RecoverCluster must never be run over a LogStore: it would delete every
+// record. Ranges past LastIndex, or over an empty log, are no-ops.
+func (s *LogStore) DeleteRange(lo, hi uint64) error {
+	first, last := s.log.FirstIndex(), s.log.LastIndex()
+	switch {
+	case lo > hi:
+		return fmt.Errorf("%w: [%d, %d] is empty", ErrDeleteRange, lo, hi)
+	case last == 0 || lo > last:
+		return nil
+	case hi >= last:
+		from := max(lo, first)
+		before := s.log.EndOffset()
+		if err := s.log.TruncateFrom(from); err != nil {
+			return fmt.Errorf("replication: truncate from %d: %w", from, err)
+		}
+		s.lg.Info().Uint64("from_index", from).Uint64("to_index", last).
+			Int64("end_offset_before", before).Int64("end_offset", s.log.EndOffset()).
+			Msg("truncated conflicting suffix")
+		return nil
+	case lo <= first:
+		s.lg.Debug().Uint64("from_index", lo).Uint64("to_index", hi).
+			Msg("ignored head delete: retention is the only deleter of records")
+		return nil
+	default:
+		return fmt.Errorf("%w: [%d, %d] inside [%d, %d]", ErrDeleteRange, lo, hi, first, last)
+	}
+}
