@@ -338,9 +338,9 @@ func (b *Broker) deleteRecords(r *kmsg.DeleteRecordsRequest) kmsg.Response {
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition, sp.LowWatermark = rp.Partition, -1
-			if t == nil || t.partition(rp.Partition) == nil {
+			if p := t.partition(rp.Partition); p == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			} else if lw, err := t.partition(rp.Partition).DeleteRecords(rp.Offset); err != nil {
+			} else if lw, err := p.DeleteRecords(rp.Offset); err != nil {
 				sp.ErrorCode = code(err)
 			} else {
 				sp.LowWatermark = lw

@@ -35,10 +35,7 @@ func (b *Broker) produce(r *kmsg.ProduceRequest) responder {
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
-			var p *partition.Partition
-			if t != nil {
-				p = t.partition(rp.Partition)
-			}
+			p := t.partition(rp.Partition)
 			switch {
 			case refuse != nil:
 				sp.ErrorCode = code(refuse)
@@ -144,10 +141,7 @@ func (b *Broker) fetchOnce(r *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []<-
 			sp := kmsg.NewFetchResponseTopicPartition()
 			// Empty, not null: librdkafka refuses a null record set.
 			sp.Partition, sp.RecordBatches = rp.Partition, []byte{}
-			var p *partition.Partition
-			if t != nil {
-				p = t.partition(rp.Partition)
-			}
+			p := t.partition(rp.Partition)
 			switch {
 			case t == nil && r.Version >= 13:
 				sp.ErrorCode, failed = kerr.UnknownTopicID.Code, true
@@ -197,10 +191,7 @@ func (b *Broker) listOffsets(r *kmsg.ListOffsetsRequest) kmsg.Response {
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
-			var p *partition.Partition
-			if t != nil {
-				p = t.partition(rp.Partition)
-			}
+			p := t.partition(rp.Partition)
 			if p == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			} else if off, ts, err := p.ListOffset(rp.Timestamp); err != nil {

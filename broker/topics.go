@@ -52,8 +52,10 @@ type topic struct {
 	parts     []*partition.Partition
 }
 
+// partition returns partition i, or nil when t is nil (an unknown topic)
+// or i is out of range, so handlers need one check.
 func (t *topic) partition(i int32) *partition.Partition {
-	if i < 0 || int(i) >= len(t.parts) {
+	if t == nil || i < 0 || int(i) >= len(t.parts) {
 		return nil
 	}
 	return t.parts[i]
