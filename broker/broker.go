@@ -166,7 +166,7 @@ func (b *Broker) acceptLoop() {
 }
 
 // retentionLoop applies retention to every partition periodically, as
-// Kafka's log.retention.check.interval.ms.
+// Kafka's log.retention.check.interval.ms, and snapshots producer state.
 func (b *Broker) retentionLoop() {
 	defer b.bgWG.Done()
 	t := time.NewTicker(b.cfg.RetentionCheckInterval)
@@ -180,6 +180,10 @@ func (b *Broker) retentionLoop() {
 				for _, p := range tp.parts {
 					if _, err := p.ApplyRetention(); err != nil {
 						b.lg.Error().Err(err).Str("topic", tp.name).Int32("partition", p.Index()).Msg("retention")
+					}
+					// Bounds what a crash restart rescans to rebuild producer state.
+					if err := p.SnapshotProducers(); err != nil {
+						b.lg.Error().Err(err).Str("topic", tp.name).Int32("partition", p.Index()).Msg("producer snapshot")
 					}
 				}
 			}

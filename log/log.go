@@ -319,6 +319,16 @@ type Pending struct {
 	r *request
 }
 
+// Done reports, without blocking, whether Wait would return at once.
+func (p *Pending) Done() bool {
+	select {
+	case <-p.r.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Wait blocks until the append is fsynced or has failed, and returns the
 // batch's base offset.
 func (p *Pending) Wait() (int64, error) {

@@ -65,6 +65,7 @@ type Partition struct {
 	// waited for outside it, so appends share fsyncs.
 	mu        sync.Mutex
 	producers *producers
+	snapMu    sync.Mutex // one producer snapshot write at a time
 
 	hwMu sync.Mutex
 	hwCh chan struct{} // closed and replaced when the high watermark moves
@@ -243,7 +244,7 @@ func (p *Partition) Produce(records []byte) (wait func() (ProduceResult, error))
 		p.notify()
 		if h.ProducerID >= 0 {
 			p.mu.Lock()
-			p.producers.settle(h.ProducerID)
+			p.producers.settle(h.ProducerID, false)
 			p.mu.Unlock()
 		}
 		return ProduceResult{BaseOffset: off, LogAppendTime: appendTime, LogStartOffset: p.LogStartOffset()}, nil
@@ -380,10 +381,12 @@ const maxSnapshotBytes = 64 << 20
 
 // Close writes the producer snapshot and closes the log.
 func (p *Partition) Close() error {
+	p.snapMu.Lock()
+	defer p.snapMu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for pid := range p.producers.m {
-		p.producers.settle(pid)
+		p.producers.settle(pid, true)
 	}
 	snap := p.producers.encode(p.log.EndOffset())
 	err := vfs.WriteFileAtomic(p.fs, filepath.Join(p.dir, snapshotName), snap)
@@ -393,9 +396,41 @@ func (p *Partition) Close() error {
 	return err
 }
 
-// loadProducers restores the producer table: the snapshot written at the
-// last clean close, then every batch after the offset it covers. Without a
-// usable snapshot the whole log is scanned.
+// SnapshotProducers writes the producer table as of the high watermark, so
+// that after a crash only the records since are scanned to rebuild it
+// (Kafka snapshots producer state for the same reason). The broker calls it
+// periodically. A batch can be in the high watermark a moment before its
+// append reports done, so it first waits, outside the lock, for the appends
+// pending when the high watermark was read.
+func (p *Partition) SnapshotProducers() error {
+	p.snapMu.Lock()
+	defer p.snapMu.Unlock()
+	p.mu.Lock()
+	covered := p.HighWatermark()
+	var waits []*log.Pending
+	for _, st := range p.producers.m {
+		for _, b := range st.batches {
+			if b.pending != nil {
+				waits = append(waits, b.pending)
+			}
+		}
+	}
+	p.mu.Unlock()
+	for _, w := range waits {
+		w.Wait()
+	}
+	p.mu.Lock()
+	for pid := range p.producers.m {
+		p.producers.settle(pid, false)
+	}
+	snap := p.producers.encode(covered)
+	p.mu.Unlock()
+	return vfs.WriteFileAtomic(p.fs, filepath.Join(p.dir, snapshotName), snap)
+}
+
+// loadProducers restores the producer table: the latest snapshot (written
+// at clean close and periodically), then every batch from the offset it
+// covers. Without a usable snapshot the whole log is scanned.
 func (p *Partition) loadProducers() error {
 	from := p.log.StartOffset()
 	path := filepath.Join(p.dir, snapshotName)
@@ -408,11 +443,9 @@ func (p *Partition) loadProducers() error {
 		default:
 			from = max(covered, from)
 		}
-		// The snapshot is only trusted once: a crash before the next clean
-		// close must not reuse it with a log that moved on.
-		if err := p.fs.Remove(path); err != nil {
-			return fmt.Errorf("partition: remove %s: %w", path, err)
-		}
+		// A snapshot covers up to the high watermark it was taken at, which
+		// recovery never cuts below (it only cuts unsynced tails), so it stays
+		// valid for every later open until the next one replaces it.
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("partition: read %s: %w", path, err)
 	}

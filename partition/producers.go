@@ -112,15 +112,15 @@ func (t *producers) record(h batch.Header, pending *log.Pending, baseOffset int6
 }
 
 // settle replaces finished pending appends by their offsets so the table
-// does not pin completed requests.
-func (t *producers) settle(pid int64) {
+// does not pin completed requests; with block it waits for unfinished ones.
+func (t *producers) settle(pid int64, block bool) {
 	st := t.m[pid]
 	if st == nil {
 		return
 	}
 	for i := range st.batches {
 		b := &st.batches[i]
-		if b.pending != nil {
+		if b.pending != nil && (block || b.pending.Done()) {
 			if off, err := b.pending.Wait(); err == nil {
 				b.baseOffset, b.pending = off, nil
 			}
@@ -160,8 +160,9 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 var errBadSnapshot = errors.New("partition: bad producer snapshot")
 
-// encode serialises settled state; pending batches (none at a clean close)
-// are skipped.
+// encode serialises the state as of offset covered: settled batches below
+// it. Batches at or past it (and pending ones, which are past it) are left
+// to the scan from covered that follows loading the snapshot.
 func (t *producers) encode(covered int64) []byte {
 	b := make([]byte, 0, 24+len(t.m)*64)
 	b = append(b, snapshotMagic...)
@@ -179,13 +180,13 @@ func (t *producers) encode(covered int64) []byte {
 		b = binary.LittleEndian.AppendUint16(b, uint16(st.epoch))
 		n := 0
 		for _, pb := range st.batches {
-			if pb.pending == nil {
+			if pb.pending == nil && pb.baseOffset < covered {
 				n++
 			}
 		}
 		b = append(b, byte(n))
 		for _, pb := range st.batches {
-			if pb.pending != nil {
+			if pb.pending != nil || pb.baseOffset >= covered {
 				continue
 			}
 			b = binary.LittleEndian.AppendUint32(b, uint32(pb.firstSeq))
