@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"encoding/binary"
+	"math/rand/v2"
 	"reflect"
 	"time"
 
@@ -8,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicemq/sluice/partition"
+	"github.com/sluicemq/sluice/protocol"
 )
 
 // produce validates and queues every partition's batch now, in request
@@ -95,6 +98,7 @@ func (b *Broker) fetch(r *kmsg.FetchRequest) responder {
 			if r.SessionID != 0 || failed || total >= int(r.MinBytes) || left <= 0 || len(changed) == 0 {
 				return resp
 			}
+			resp.release() // not enough yet: read again after waiting
 			cases := make([]reflect.SelectCase, 0, len(changed)+2)
 			timer := time.NewTimer(left)
 			cases = append(cases,
@@ -113,14 +117,32 @@ func (b *Broker) fetch(r *kmsg.FetchRequest) responder {
 	}
 }
 
+// splicedResponse is a response whose record batches are written from the
+// log's read buffers with writev rather than copied into the encoding.
+type splicedResponse struct {
+	kmsg.Response
+	splices []protocol.Splice
+	reads   []partition.FetchResult
+}
+
+// release hands the read buffers back once the response is written or
+// discarded.
+func (s *splicedResponse) release() {
+	for i := range s.reads {
+		s.reads[i].Release()
+	}
+	s.reads, s.splices = nil, nil
+}
+
 // fetchOnce reads every requested partition once. It returns the response,
 // the record bytes in it, the channels to wait on for more, and whether any
 // partition failed (which answers at once, as Kafka does).
-func (b *Broker) fetchOnce(r *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []<-chan struct{}, bool) {
+func (b *Broker) fetchOnce(r *kmsg.FetchRequest) (*splicedResponse, int, []<-chan struct{}, bool) {
 	resp := r.ResponseKind().(*kmsg.FetchResponse)
+	out := &splicedResponse{Response: resp}
 	if r.SessionID != 0 {
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
-		return resp, 0, nil, true
+		return out, 0, nil, true
 	}
 	remaining := int(r.MaxBytes)
 	if r.Version < 3 || remaining <= 0 {
@@ -165,12 +187,16 @@ func (b *Broker) fetchOnce(r *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []<-
 					changed = append(changed, p.Changed())
 					break
 				}
-				recs := make([]byte, 0, res.Bytes)
-				for _, bt := range res.Batches {
-					recs = append(recs, bt...)
-				}
-				res.Release() // copied out: the log may reuse the buffers
-				sp.RecordBatches = recs
+				// The batches are written from the log's buffers by writev
+				// (protocol.Splice): a marker stands in for them in the
+				// kmsg encoding, and the buffers are released once written.
+				var s protocol.Splice
+				binary.LittleEndian.PutUint64(s.Marker[:8], rand.Uint64())
+				binary.LittleEndian.PutUint64(s.Marker[8:], rand.Uint64())
+				s.Parts = res.Batches
+				sp.RecordBatches = s.Marker[:]
+				out.splices = append(out.splices, s)
+				out.reads = append(out.reads, res)
 				total += res.Bytes
 				remaining -= res.Bytes
 				b.metrics.AddBytesOut(t.name, res.Bytes)
@@ -179,7 +205,7 @@ func (b *Broker) fetchOnce(r *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []<-
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	return resp, total, changed, failed
+	return out, total, changed, failed
 }
 
 func (b *Broker) listOffsets(r *kmsg.ListOffsetsRequest) kmsg.Response {

@@ -113,6 +113,8 @@ func (c *conn) writeLoop(out <-chan pending, done chan<- struct{}) {
 	broken := false
 	for p := range out {
 		var resp kmsg.Response
+		var bufs net.Buffers    // set when the frame is written by writev
+		var sr *splicedResponse // its read buffers are released after the write
 		if p.respond == nil {
 			buf = protocol.AppendApiVersionsFallback(buf[:0], p.hdr.CorrelationID)
 		} else {
@@ -120,6 +122,10 @@ func (c *conn) writeLoop(out <-chan pending, done chan<- struct{}) {
 			cw, closeConn := resp.(closeWithoutResponse)
 			if closeConn {
 				resp = cw.Response
+			}
+			var spliced bool
+			if sr, spliced = resp.(*splicedResponse); spliced {
+				resp = sr.Response
 			}
 			code := "none"
 			if resp != nil {
@@ -131,14 +137,34 @@ func (c *conn) writeLoop(out <-chan pending, done chan<- struct{}) {
 				c.nc.Close() // the reader stops too
 			}
 			if resp == nil || closeConn {
+				if sr != nil {
+					sr.release()
+				}
 				continue
 			}
-			buf = protocol.AppendResponse(buf[:0], p.hdr, resp)
+			if spliced && !broken {
+				var err error
+				if bufs, buf, err = protocol.AppendSplicedResponse(buf[:0], p.hdr, resp, sr.splices); err != nil {
+					c.lg.Error().Err(err).Msg("closing connection: cannot encode fetch response")
+					broken = true
+					c.nc.Close()
+				}
+			} else if !spliced {
+				buf = protocol.AppendResponse(buf[:0], p.hdr, resp)
+			}
 		}
-		if broken {
-			continue
+		var err error
+		switch {
+		case broken:
+		case bufs != nil:
+			_, err = bufs.WriteTo(c.nc)
+		default:
+			_, err = c.nc.Write(buf)
 		}
-		if _, err := c.nc.Write(buf); err != nil {
+		if sr != nil {
+			sr.release()
+		}
+		if err != nil {
 			broken = true
 			c.nc.Close() // the reader stops too
 		}
