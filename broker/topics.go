@@ -45,6 +45,8 @@ type metadataFile struct {
 	Topics         []topicMeta `json:"topics"`
 }
 
+// topic is immutable once published in the registry: changes replace it,
+// so handlers may read a *topic they looked up without holding the lock.
 type topic struct {
 	name      string
 	id        [16]byte
@@ -302,6 +304,9 @@ func (r *registry) delete(t *topic) error {
 func (r *registry) addPartitions(t *topic, count int32, validateOnly bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if t = r.topics[t.name]; t == nil { // the caller's copy may be stale
+		return terr(kerr.UnknownTopicOrPartition, "topic does not exist")
+	}
 	have := int32(len(t.parts))
 	switch {
 	case count <= have:
@@ -345,7 +350,10 @@ func (r *registry) setOverrides(t *topic, overrides map[string]string, validateO
 			return terr(kerr.InvalidConfig, "%v", err)
 		}
 	}
-	cur.overrides = overrides
+	// A topic is never changed in place (handlers read it without the
+	// lock): swap in a new one.
+	nt := &topic{name: cur.name, id: cur.id, overrides: overrides, parts: cur.parts}
+	r.topics[nt.name], r.ids[nt.id] = nt, nt
 	if err := r.save(); err != nil {
 		return terr(kerr.KafkaStorageError, "%v", err)
 	}
