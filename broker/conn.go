@@ -112,59 +112,17 @@ func (c *conn) writeLoop(out <-chan pending, done chan<- struct{}) {
 	var buf []byte
 	broken := false
 	for p := range out {
-		var resp kmsg.Response
-		var bufs net.Buffers    // set when the frame is written by writev
-		var sr *splicedResponse // its read buffers are released after the write
-		if p.respond == nil {
-			buf = protocol.AppendApiVersionsFallback(buf[:0], p.hdr.CorrelationID)
-		} else {
-			resp = p.respond()
-			cw, closeConn := resp.(closeWithoutResponse)
-			if closeConn {
-				resp = cw.Response
-			}
-			var spliced bool
-			if sr, spliced = resp.(*splicedResponse); spliced {
-				resp = sr.Response
-			}
-			code := "none"
-			if resp != nil {
-				code = responseCode(resp)
-			}
-			c.b.metrics.ObserveRequest(apiName(p.hdr.Key), code, time.Since(p.start))
-			if closeConn && !broken {
-				broken = true
-				c.nc.Close() // the reader stops too
-			}
-			if resp == nil || closeConn {
-				if sr != nil {
-					sr.release()
-				}
-				continue
-			}
-			if spliced && !broken {
-				var err error
-				if bufs, buf, err = protocol.AppendSplicedResponse(buf[:0], p.hdr, resp, sr.splices); err != nil {
-					c.lg.Error().Err(err).Msg("closing connection: cannot encode fetch response")
-					broken = true
-					c.nc.Close()
-				}
-			} else if !spliced {
-				buf = protocol.AppendResponse(buf[:0], p.hdr, resp)
+		var frame net.Buffers
+		var release func()
+		var closeConn bool
+		frame, buf, release, closeConn = c.finish(p, buf[:0])
+		if frame != nil && !broken {
+			if _, err := frame.WriteTo(c.nc); err != nil {
+				closeConn = true
 			}
 		}
-		var err error
-		switch {
-		case broken:
-		case bufs != nil:
-			_, err = bufs.WriteTo(c.nc)
-		default:
-			_, err = c.nc.Write(buf)
-		}
-		if sr != nil {
-			sr.release()
-		}
-		if err != nil {
+		release()
+		if closeConn && !broken {
 			broken = true
 			c.nc.Close() // the reader stops too
 		}
@@ -172,6 +130,42 @@ func (c *conn) writeLoop(out <-chan pending, done chan<- struct{}) {
 			buf = nil // do not pin one large fetch's buffer
 		}
 	}
+}
+
+// finish waits for p's response and encodes it into buf. It returns the
+// frame to write (nil when nothing is sent), the buffer to reuse, a release
+// for the fetch buffers the frame references (call it after writing), and
+// whether the connection must close instead.
+func (c *conn) finish(p pending, buf []byte) (net.Buffers, []byte, func(), bool) {
+	release := func() {}
+	if p.respond == nil {
+		buf = protocol.AppendApiVersionsFallback(buf, p.hdr.CorrelationID)
+		return net.Buffers{buf}, buf, release, false
+	}
+	resp := p.respond()
+	closeConn := false
+	if cw, ok := resp.(closeWithoutResponse); ok {
+		resp, closeConn = cw.Response, true
+	}
+	var splices []protocol.Splice
+	if sr, ok := resp.(*splicedResponse); ok {
+		resp, splices, release = sr.Response, sr.splices, sr.release
+	}
+	code := "none"
+	if resp != nil {
+		code = responseCode(resp)
+	}
+	c.b.metrics.ObserveRequest(apiName(p.hdr.Key), code, time.Since(p.start))
+	if resp == nil || closeConn {
+		return nil, buf, release, closeConn
+	}
+	// With no splices this is AppendResponse, returned as buffers.
+	frame, buf, err := protocol.AppendSplicedResponse(buf, p.hdr, resp, splices)
+	if err != nil {
+		c.lg.Error().Err(err).Msg("closing connection: cannot encode response")
+		return nil, buf, release, true
+	}
+	return frame, buf, release, false
 }
 
 func apiName(key int16) string {

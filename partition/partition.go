@@ -463,6 +463,7 @@ func (p *Partition) loadProducers() error {
 				p.producers.record(h, nil, h.BaseOffset)
 			}
 		}
+		r.Release() // only header fields were kept
 		if r.Next <= from {
 			break
 		}
