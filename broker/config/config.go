@@ -17,6 +17,7 @@ import (
 	"math"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -39,6 +40,25 @@ type Config struct {
 	// ClusterID is the Kafka cluster id; empty means the broker generates one
 	// on first start and persists it in DataDir.
 	ClusterID string `yaml:"cluster_id"`
+
+	// RaftAddr is the host:port of the internal listener: the raft traffic
+	// of every partition and of the controller, and broker-to-broker
+	// requests, all over this one port.
+	RaftAddr string `yaml:"raft_addr"`
+	// AdvertisedRaftAddr is the host:port other brokers dial; empty means
+	// RaftAddr.
+	AdvertisedRaftAddr string `yaml:"advertised_raft_addr"`
+	// ControllerVoters lists the controller group's voters as
+	// id@host:port (their raft addresses), comma-separated, e.g.
+	// "1@10.0.0.1:9093,2@10.0.0.2:9093,3@10.0.0.3:9093". Use 1, 3 or 5
+	// voters; brokers not listed join as non-voters. Empty means this
+	// broker alone (a single-node cluster).
+	ControllerVoters string `yaml:"controller_voters"`
+	// RaftHeartbeatTimeout is raft's heartbeat and election timeout for
+	// every group on this broker: a leader unheard of this long is
+	// replaced. Lower fails over faster; higher costs less idle CPU per
+	// partition replica.
+	RaftHeartbeatTimeout time.Duration `yaml:"raft_heartbeat_timeout"`
 
 	// MaxRequestBytes caps the size of any request frame, checked before the
 	// frame is read (Kafka socket.request.max.bytes).
@@ -114,6 +134,9 @@ func Default() Config {
 		HTTPAddr:            "127.0.0.1:9644",
 		ClusterID:           "",
 
+		RaftAddr:             "127.0.0.1:9192",
+		RaftHeartbeatTimeout: time.Second,
+
 		MaxRequestBytes:        100 << 20, // 104857600, Kafka's default
 		MaxControlRequestBytes: 1 << 20,
 
@@ -186,6 +209,45 @@ func (c Config) AdvertisedAddr() string {
 	return c.KafkaAddr
 }
 
+// AdvertisedRaft is the raft address other brokers dial.
+func (c Config) AdvertisedRaft() string {
+	if c.AdvertisedRaftAddr != "" {
+		return c.AdvertisedRaftAddr
+	}
+	return c.RaftAddr
+}
+
+// Voter is one controller voter.
+type Voter struct {
+	ID       int32
+	RaftAddr string
+}
+
+// Voters parses ControllerVoters; empty means this broker alone.
+func (c Config) Voters() ([]Voter, error) {
+	if strings.TrimSpace(c.ControllerVoters) == "" {
+		return []Voter{{ID: c.NodeID, RaftAddr: c.AdvertisedRaft()}}, nil
+	}
+	var out []Voter
+	seen := map[int32]bool{}
+	for _, item := range strings.Split(c.ControllerVoters, ",") {
+		id, addr, ok := strings.Cut(strings.TrimSpace(item), "@")
+		n, err := strconv.ParseInt(id, 10, 32)
+		if !ok || err != nil || n < 0 {
+			return nil, fmt.Errorf("%q is not id@host:port", item)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("%q: %v", item, err)
+		}
+		if seen[int32(n)] {
+			return nil, fmt.Errorf("voter %d is listed twice", n)
+		}
+		seen[int32(n)] = true
+		out = append(out, Voter{ID: int32(n), RaftAddr: addr})
+	}
+	return out, nil
+}
+
 // FieldError is one invalid field. Validate returns them joined.
 type FieldError struct {
 	Field  string // the YAML key
@@ -238,6 +300,31 @@ func (c *Config) Validate() error {
 	httpOK := checkListenAddr(c.HTTPAddr, "http_addr", bad)
 	if kafkaOK && httpOK && sameFixedAddr(c.KafkaAddr, c.HTTPAddr) {
 		bad("http_addr", c.HTTPAddr, "must differ from kafka_addr")
+	}
+	raftOK := checkListenAddr(c.RaftAddr, "raft_addr", bad)
+	if c.AdvertisedRaftAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdvertisedRaftAddr); err != nil {
+			bad("advertised_raft_addr", c.AdvertisedRaftAddr, "must be host:port")
+		}
+	} else if raftOK {
+		if host, _, _ := net.SplitHostPort(c.RaftAddr); isUnspecifiedHost(host) {
+			bad("advertised_raft_addr", c.AdvertisedRaftAddr,
+				"must be set when raft_addr %q listens on all interfaces: other brokers need an address they can reach", c.RaftAddr)
+		}
+	}
+	if raftOK && kafkaOK && sameFixedAddr(c.KafkaAddr, c.RaftAddr) {
+		bad("raft_addr", c.RaftAddr, "must differ from kafka_addr")
+	}
+	if raftOK && httpOK && sameFixedAddr(c.HTTPAddr, c.RaftAddr) {
+		bad("raft_addr", c.RaftAddr, "must differ from http_addr")
+	}
+	if voters, err := c.Voters(); err != nil {
+		bad("controller_voters", c.ControllerVoters, "%v", err)
+	} else if n := len(voters); n != 1 && n != 3 && n != 5 {
+		bad("controller_voters", c.ControllerVoters, "%d voters; use 1, 3 or 5 (an even count tolerates no more failures than one fewer)", n)
+	}
+	if c.RaftHeartbeatTimeout < 50*time.Millisecond || c.RaftHeartbeatTimeout > time.Minute {
+		bad("raft_heartbeat_timeout", c.RaftHeartbeatTimeout, "must be in [50ms, 1m]")
 	}
 	if c.ClusterID != "" {
 		if b, err := base64.RawURLEncoding.DecodeString(c.ClusterID); err != nil || len(b) != 16 {

@@ -47,6 +47,20 @@ var options = []option{
 		func(fs *pflag.FlagSet, c *Config, n, u string) { fs.StringVar(&c.HTTPAddr, n, c.HTTPAddr, u) }},
 	{"cluster_id", "Kafka cluster id (22 characters of URL-safe base64); default empty, meaning generated on first start and persisted in data-dir",
 		func(fs *pflag.FlagSet, c *Config, n, u string) { fs.StringVar(&c.ClusterID, n, c.ClusterID, u) }},
+	{"raft_addr", "host:port of the internal listener: raft traffic of every partition and of the controller, and broker-to-broker requests",
+		func(fs *pflag.FlagSet, c *Config, n, u string) { fs.StringVar(&c.RaftAddr, n, c.RaftAddr, u) }},
+	{"advertised_raft_addr", "host:port other brokers dial for raft-addr; default empty, meaning raft-addr (must be set when raft-addr binds all interfaces)",
+		func(fs *pflag.FlagSet, c *Config, n, u string) {
+			fs.StringVar(&c.AdvertisedRaftAddr, n, c.AdvertisedRaftAddr, u)
+		}},
+	{"controller_voters", "controller voters as id@raft-host:port, comma-separated, 1, 3 or 5 of them, the same on every broker; brokers not listed join as non-voters; default empty, meaning this broker alone",
+		func(fs *pflag.FlagSet, c *Config, n, u string) {
+			fs.StringVar(&c.ControllerVoters, n, c.ControllerVoters, u)
+		}},
+	{"raft_heartbeat_timeout", "raft heartbeat and election timeout of every group: a silent leader is replaced after about this long; lower fails over faster, higher costs less idle CPU per partition",
+		func(fs *pflag.FlagSet, c *Config, n, u string) {
+			fs.DurationVar(&c.RaftHeartbeatTimeout, n, c.RaftHeartbeatTimeout, u)
+		}},
 
 	{"max_request_bytes", "largest request frame in bytes, checked before the frame is read (Kafka socket.request.max.bytes)",
 		func(fs *pflag.FlagSet, c *Config, n, u string) {

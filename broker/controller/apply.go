@@ -27,8 +27,8 @@ const (
 // a directory and open files.
 const MaxPartitions = 10000
 
-// producerIDBlock is how many producer ids one OpAllocProducerIDs reserves.
-const producerIDBlock = 1000
+// ProducerIDBlock is how many producer ids one OpAllocProducerIDs reserves.
+const ProducerIDBlock = 1000
 
 // Command is one controller log entry, JSON encoded.
 type Command struct {
@@ -46,6 +46,9 @@ type Command struct {
 	Leader            int32             `json:"leader,omitempty"`
 	Term              uint64            `json:"term,omitempty"`
 	Replicas          []int32           `json:"replicas,omitempty"`
+	// Assignments, when set on OpCreateTopic, places the replicas of each
+	// partition explicitly (CreateTopics' replica assignment).
+	Assignments [][]int32 `json:"assignments,omitempty"`
 }
 
 // Result is what applying a Command answers: a Kafka error code (0 for
@@ -134,7 +137,7 @@ func (s *State) apply(index uint64, data []byte) Result {
 		return Result{}
 	case OpAllocProducerIDs:
 		first := s.NextProducerID
-		s.NextProducerID += producerIDBlock
+		s.NextProducerID += ProducerIDBlock
 		return Result{Value: first}
 	case OpSetLeader:
 		t := s.byID[cmd.TopicID]
@@ -185,12 +188,29 @@ func (s *State) createTopic(cmd Command) Result {
 	case cmd.Partitions < 1 || cmd.Partitions > MaxPartitions:
 		return fail(kerr.InvalidPartitions, "%d partitions; must be 1 to %d", cmd.Partitions, MaxPartitions)
 	}
-	eligible := s.eligible()
-	if cmd.ReplicationFactor < 1 || int(cmd.ReplicationFactor) > len(eligible) {
-		return fail(kerr.InvalidReplicationFactor, "replication factor %d; %d brokers can take replicas", cmd.ReplicationFactor, len(eligible))
-	}
 	t := &TopicState{Name: cmd.Topic, ID: cmd.TopicID, Configs: maps.Clone(cmd.Configs)}
-	t.Partitions = place(eligible, 0, cmd.Partitions, int(cmd.ReplicationFactor), int(cmd.TopicID[0]))
+	if len(cmd.Assignments) > 0 {
+		if len(cmd.Assignments) != int(cmd.Partitions) {
+			return fail(kerr.InvalidReplicaAssignment, "%d assignments for %d partitions", len(cmd.Assignments), cmd.Partitions)
+		}
+		for p, r := range cmd.Assignments {
+			if len(r) == 0 || len(r) != len(cmd.Assignments[0]) || hasDuplicates(r) {
+				return fail(kerr.InvalidReplicaAssignment, "partition %d: replicas %v; every partition needs the same number of distinct brokers", p, r)
+			}
+			for _, id := range r {
+				if s.Brokers[id] == nil {
+					return fail(kerr.InvalidReplicaAssignment, "partition %d: broker %d is not registered", p, id)
+				}
+			}
+			t.Partitions = append(t.Partitions, Assignment{Replicas: slices.Clone(r), Bootstrap: slices.Clone(r), Leader: -1})
+		}
+	} else {
+		eligible := s.eligible()
+		if cmd.ReplicationFactor < 1 || int(cmd.ReplicationFactor) > len(eligible) {
+			return fail(kerr.InvalidReplicationFactor, "replication factor %d; %d brokers can take replicas", cmd.ReplicationFactor, len(eligible))
+		}
+		t.Partitions = place(eligible, 0, cmd.Partitions, int(cmd.ReplicationFactor), int(cmd.TopicID[0]))
+	}
 	s.Topics[t.Name], s.byID[t.ID] = t, t
 	return Result{}
 }

@@ -135,7 +135,7 @@ func TestSetLeaderTerms(t *testing.T) {
 	// Producer id blocks never overlap.
 	a := mustApply(t, s, 14, Command{Op: OpAllocProducerIDs})
 	b := mustApply(t, s, 15, Command{Op: OpAllocProducerIDs})
-	if b.Value-a.Value != producerIDBlock {
+	if b.Value-a.Value != ProducerIDBlock {
 		t.Fatalf("blocks %d and %d", a.Value, b.Value)
 	}
 	// The state survives a snapshot round trip, index lookups included.
