@@ -24,6 +24,10 @@ var (
 	ErrInvalidBatch = errors.New("log: invalid record batch")
 	// ErrTooLarge is returned for an entry larger than Options.MaxEntryBytes.
 	ErrTooLarge = errors.New("log: entry too large")
+	// ErrSnapshot is returned for a snapshot that cannot be streamed or
+	// installed: entries already deleted, or staged files that are not a
+	// valid log ending where the snapshot says.
+	ErrSnapshot = errors.New("log: invalid snapshot")
 )
 
 // CorruptError names where damaged data was found.

@@ -301,6 +301,9 @@ func (l *Log) TruncateFrom(index uint64) error {
 // DeleteBefore makes offset the log start offset and removes whole sealed
 // segments below it (retention, DeleteRecords). The start offset is durable
 // when it returns. An offset past EndOffset is ErrOffsetOutOfRange.
+// Segments pinned by an open SnapshotStream stay (with every later one)
+// until a DeleteBefore after the stream is closed; SnapshotStream.Close
+// makes that call itself when it unpinned such a segment.
 func (l *Log) DeleteBefore(offset int64) error {
 	return l.submit(&request{kind: reqDeleteBefore, offset: offset})
 }
@@ -514,6 +517,7 @@ const (
 	reqTruncate
 	reqDeleteBefore
 	reqReset
+	reqInstall
 	reqClose
 )
 
@@ -523,6 +527,7 @@ type request struct {
 	assign  bool // assign indexes after the last one
 	index   uint64
 	offset  int64
+	install func() error // reqInstall: runs on the writer (snapshot.go)
 	err     error
 	done    chan struct{}
 }
@@ -688,6 +693,8 @@ func (l *Log) handle(r *request) {
 		err = l.deleteBefore(r.offset)
 	case reqReset:
 		err = l.reset(r.index, r.offset)
+	case reqInstall:
+		err = r.install()
 	}
 	var ioErr *ioError
 	if errors.As(err, &ioErr) {
@@ -1043,16 +1050,17 @@ func (l *Log) deleteBefore(offset int64) error {
 	if offset > end || offset < 0 {
 		return fmt.Errorf("%w: delete before %d, log ends at %d", ErrOffsetOutOfRange, offset, end)
 	}
-	if offset <= start {
-		return nil
+	if offset > start {
+		if err := vfs.WriteFileAtomic(l.fs, filepath.Join(l.dir, checkpointName), encodeCheckpoint(offset)); err != nil {
+			return ioErr(fmt.Errorf("log: write start checkpoint: %w", err))
+		}
 	}
-	if err := vfs.WriteFileAtomic(l.fs, filepath.Join(l.dir, checkpointName), encodeCheckpoint(offset)); err != nil {
-		return ioErr(fmt.Errorf("log: write start checkpoint: %w", err))
-	}
+	// Even when the start does not move, sweep the sealed segments below
+	// it that an open SnapshotStream kept (pinned) the last time.
 	l.mu.Lock()
-	l.start = offset
+	l.start = max(l.start, offset)
 	n := 0
-	for n < len(l.segs)-1 && l.segs[n].next <= offset {
+	for n < len(l.segs)-1 && l.segs[n].next <= l.start && l.segs[n].pins.Load() == 0 {
 		n++
 	}
 	gone := append([]*segment(nil), l.segs[:n]...)

@@ -14,6 +14,10 @@ import (
 
 // recover implements the numbered steps of FORMAT.md "Recovery on open".
 func (l *Log) recover() error {
+	// Step 0: finish a snapshot install whose marker is durable.
+	if err := l.finishInstall(); err != nil {
+		return err
+	}
 	// Step 1: list, clean temporaries, parse names, load the checkpoint.
 	names, err := l.fs.ReadDir(l.dir)
 	if err != nil {

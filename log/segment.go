@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sluicemq/sluice/log/vfs"
 )
@@ -28,6 +29,10 @@ type segment struct {
 	maxTs  int64  // largest batch maxTimestamp, -1 when none
 	index  []indexEntry
 	sealed bool
+	// pins counts open SnapshotStreams reading the segment: DeleteBefore
+	// keeps it (and every segment after it) while pins > 0. Incremented
+	// under Log.mu.RLock, read by deleteBefore under Log.mu.
+	pins atomic.Int32
 }
 
 func (s *segment) empty() bool { return s.last < s.hdr.baseIndex }
@@ -173,6 +178,7 @@ func batchMaxTimestamp(p []byte) int64 {
 type walkResult struct {
 	end   int64 // position after the last good frame
 	last  uint64
+	term  uint64 // term of the frame at last; 0 when the walk found none
 	next  int64
 	maxTs int64
 	index []indexEntry
@@ -215,7 +221,7 @@ func walk(f vfs.File, name string, hdr segmentHeader, from walkResult, size int6
 			w.maxTs = max(w.maxTs, batchMaxTimestamp(fr.payload))
 		}
 		w.index = addIndexEntry(w.index, hdr, fr.pos, &fr.hdr, w.maxTs, indexInterval)
-		w.last, w.next, w.end = fr.hdr.index, fr.hdr.nextOffset(), r.pos
+		w.last, w.term, w.next, w.end = fr.hdr.index, fr.hdr.term, fr.hdr.nextOffset(), r.pos
 	}
 }
 
