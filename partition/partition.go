@@ -2,6 +2,14 @@
 // validation, idempotent-producer de-duplication, the high watermark and
 // the waiters woken when it moves, ListOffsets, DeleteRecords and retention.
 //
+// A partition runs in one of two modes. Opened with Open it is standalone:
+// it appends to its log itself and its high watermark is the fsynced log
+// end. Opened with OpenReplicated it is the state of one replica of a Raft
+// group (package replication): it never appends, and its high watermark,
+// log start and committed producer table are set by the group's state
+// machine as entries commit (replicated.go); Fetch, ListOffset and the
+// rest of the read side work the same in both modes.
+//
 // Errors returned to the broker are *kerr.Error values, so they map onto the
 // wire's error codes unchanged.
 package partition
@@ -60,19 +68,41 @@ type Partition struct {
 	now   func() time.Time
 	lg    zerolog.Logger
 
-	// mu orders produce: validation, the sequence check and queueing to the
-	// log happen under it, so queue order is sequence order; the fsync is
-	// waited for outside it, so appends share fsyncs.
+	// mu guards the producer table. Standalone, it also orders produce:
+	// validation, the sequence check and queueing to the log happen under
+	// it, so queue order is sequence order; the fsync is waited for outside
+	// it, so appends share fsyncs. Replicated, the proposer orders
+	// proposals with its own lock and mu is held only briefly.
 	mu        sync.Mutex
 	producers *producers
 	snapMu    sync.Mutex // one producer snapshot write at a time
+
+	// Replicated mode (replicated.go): the committed high watermark and
+	// log start, set by the state machine, and the leader's in-flight
+	// proposals per producer id (under mu).
+	replicated bool
+	hw         atomic.Int64
+	start      atomic.Int64
+	inflight   map[int64][]inflightBatch
 
 	hwMu sync.Mutex
 	hwCh chan struct{} // closed and replaced when the high watermark moves
 }
 
-// Open opens (or creates) the partition stored in dir.
+// Open opens (or creates) the standalone partition stored in dir.
 func Open(dir, topic string, index int32, cfg Config, opts Options) (*Partition, error) {
+	p, err := open(dir, topic, index, cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.loadProducers(); err != nil {
+		p.log.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func open(dir, topic string, index int32, cfg Config, opts Options) (*Partition, error) {
 	if opts.FS == nil {
 		opts.FS = vfs.OS{}
 	}
@@ -97,10 +127,6 @@ func Open(dir, topic string, index int32, cfg Config, opts Options) (*Partition,
 		producers: newProducers(opts.MaxProducers), hwCh: make(chan struct{}),
 	}
 	p.cfg.Store(&cfg)
-	if err := p.loadProducers(); err != nil {
-		l.Close()
-		return nil, err
-	}
 	return p, nil
 }
 
@@ -126,11 +152,24 @@ func (p *Partition) SetConfig(cfg Config) error {
 }
 
 // HighWatermark is the offset below which records are committed and
-// readable. On a single node it is the fsynced log end.
-func (p *Partition) HighWatermark() int64 { return p.log.EndOffset() }
+// readable. Standalone it is the fsynced log end; replicated, the end of
+// the last committed and applied batch.
+func (p *Partition) HighWatermark() int64 {
+	if p.replicated {
+		return p.hw.Load()
+	}
+	return p.log.EndOffset()
+}
 
-// LogStartOffset is the first readable offset.
-func (p *Partition) LogStartOffset() int64 { return p.log.StartOffset() }
+// LogStartOffset is the first readable offset. Replicated, it is the
+// replicated log start, which the segment files may lag behind (see
+// SetLogStart).
+func (p *Partition) LogStartOffset() int64 {
+	if p.replicated {
+		return max(p.start.Load(), p.log.StartOffset())
+	}
+	return p.log.StartOffset()
+}
 
 // Changed returns a channel closed the next time the high watermark moves
 // (fetch long-polls wait on it).
@@ -154,31 +193,35 @@ type ProduceResult struct {
 	LogStartOffset int64
 }
 
-// Produce validates records (exactly one RecordBatch v2, as Kafka requires
-// of a produce request's partition data), checks its producer sequence and
-// queues it to the log. It returns at once; the returned wait blocks until
-// the batch is durable. A duplicate of a recent batch is answered with the
-// original's offset and stored again never.
-func (p *Partition) Produce(records []byte) (wait func() (ProduceResult, error)) {
-	fail := func(err error) func() (ProduceResult, error) {
-		return func() (ProduceResult, error) { return ProduceResult{}, err }
-	}
+// Prepared is a produced batch that passed validation.
+type Prepared struct {
+	Batch         []byte       // the batch, LogAppendTime stamped when the topic uses it
+	Header        batch.Header // its parsed header
+	LogAppendTime int64        // -1 unless the topic uses LogAppendTime
+}
+
+// Prepare validates records (exactly one RecordBatch v2, as Kafka requires
+// of a produce request's partition data) against the topic's configuration
+// and stamps LogAppendTime into it (in place) when the topic uses it.
+// Errors are *kerr.Error. A replicated leader calls it before proposing:
+// an invalid batch must never reach the Raft log.
+func (p *Partition) Prepare(records []byte) (Prepared, error) {
 	cfg := p.cfg.Load()
 	if len(records) > int(cfg.MaxMessageBytes) {
-		return fail(kerr.MessageTooLarge)
+		return Prepared{}, kerr.MessageTooLarge
 	}
 	batches, err := batch.SplitBatches(records)
 	if err != nil {
-		if len(batches) == 0 && errors.Is(err, batch.ErrBadMagic) && (records[16] == 0 || records[16] == 1) {
+		if len(batches) == 0 && errors.Is(err, batch.ErrBadMagic) && len(records) > 16 && (records[16] == 0 || records[16] == 1) {
 			// A v0/v1 message set: a well-formed request in a format
 			// Produce v3+ does not carry. Kafka answers INVALID_RECORD,
 			// which clients do not retry; CORRUPT_MESSAGE they would.
-			return fail(kerr.InvalidRecord)
+			return Prepared{}, kerr.InvalidRecord
 		}
-		return fail(kerr.CorruptMessage)
+		return Prepared{}, kerr.CorruptMessage
 	}
 	if len(batches) != 1 {
-		return fail(kerr.InvalidRecord)
+		return Prepared{}, kerr.InvalidRecord
 	}
 	b := batches[0]
 	// Deep: a compressed batch is decompressed (within batch.DefaultLimits)
@@ -188,25 +231,46 @@ func (p *Partition) Produce(records []byte) (wait func() (ProduceResult, error))
 	h, err := validate(b)
 	switch {
 	case errors.Is(err, batch.ErrUnsupportedCodec):
-		return fail(kerr.UnsupportedCompressionType)
+		return Prepared{}, kerr.UnsupportedCompressionType
 	case errors.Is(err, batch.ErrDecompressedTooLarge):
-		return fail(kerr.InvalidRecord)
+		return Prepared{}, kerr.InvalidRecord
 	case err != nil:
-		return fail(kerr.CorruptMessage)
+		return Prepared{}, kerr.CorruptMessage
 	case h.RecordCount == 0, h.IsControl():
-		return fail(kerr.InvalidRecord)
+		return Prepared{}, kerr.InvalidRecord
 	case h.IsTransactional():
 		// Transactions are not implemented; refusing beats storing a batch
 		// no transaction marker will ever complete.
-		return fail(kerr.TransactionalIDAuthorizationFailed)
+		return Prepared{}, kerr.TransactionalIDAuthorizationFailed
 	}
 	appendTime := int64(-1)
 	if cfg.TimestampType == LogAppendTime {
 		appendTime = p.now().UnixMilli()
 		if err := batch.SetLogAppendTime(b, appendTime); err != nil {
-			return fail(kerr.CorruptMessage)
+			return Prepared{}, kerr.CorruptMessage
 		}
 	}
+	return Prepared{Batch: b, Header: h, LogAppendTime: appendTime}, nil
+}
+
+// Produce validates records (see Prepare), checks its producer sequence and
+// queues it to the log. It returns at once; the returned wait blocks until
+// the batch is durable. A duplicate of a recent batch is answered with the
+// original's offset and stored again never. A replicated partition never
+// appends by itself: it answers NOT_LEADER_FOR_PARTITION, and produce goes
+// through the replica (replication.Replica.Produce).
+func (p *Partition) Produce(records []byte) (wait func() (ProduceResult, error)) {
+	fail := func(err error) func() (ProduceResult, error) {
+		return func() (ProduceResult, error) { return ProduceResult{}, err }
+	}
+	if p.replicated {
+		return fail(kerr.NotLeaderForPartition)
+	}
+	pr, err := p.Prepare(records)
+	if err != nil {
+		return fail(err)
+	}
+	b, h, appendTime := pr.Batch, pr.Header, pr.LogAppendTime
 
 	p.mu.Lock()
 	if h.ProducerID >= 0 {
@@ -291,7 +355,7 @@ func (r *FetchResult) Release() {
 func (p *Partition) Fetch(offset int64, maxBytes int) (FetchResult, error) {
 	hw := p.HighWatermark()
 	res := FetchResult{HighWatermark: hw, LogStartOffset: p.LogStartOffset()}
-	if offset > hw {
+	if offset > hw || offset < res.LogStartOffset {
 		return res, kerr.OffsetOutOfRange
 	}
 	r, err := p.log.Read(offset, maxBytes, hw)
@@ -348,8 +412,12 @@ func (p *Partition) ListOffset(ts int64) (offset, timestamp int64, err error) {
 }
 
 // DeleteRecords moves the log start to offset (-1: the high watermark) and
-// returns the new low watermark.
+// returns the new low watermark. A replicated partition refuses it
+// (NOT_LEADER_FOR_PARTITION): the replica proposes it instead.
 func (p *Partition) DeleteRecords(offset int64) (int64, error) {
+	if p.replicated {
+		return 0, kerr.NotLeaderForPartition
+	}
 	hw := p.HighWatermark()
 	if offset == -1 {
 		offset = hw
@@ -364,9 +432,14 @@ func (p *Partition) DeleteRecords(offset int64) (int64, error) {
 }
 
 // ApplyRetention deletes whole segments that retention.ms or
-// retention.bytes no longer keep. It returns the new log start offset.
+// retention.bytes no longer keep. It returns the new log start offset. A
+// replicated partition only reports its log start: its replica proposes
+// RetentionCut as a replicated command instead.
 func (p *Partition) ApplyRetention() (int64, error) {
-	cut := min(p.log.RetentionOffset(p.cfg.Load().Retention, p.now()), p.HighWatermark())
+	if p.replicated {
+		return p.LogStartOffset(), nil
+	}
+	cut := p.RetentionCut()
 	if cut > p.LogStartOffset() {
 		if err := p.log.DeleteBefore(cut); err != nil {
 			return 0, p.storageError(err)
@@ -376,11 +449,22 @@ func (p *Partition) ApplyRetention() (int64, error) {
 	return p.LogStartOffset(), nil
 }
 
+// RetentionCut is the offset retention.ms and retention.bytes would move
+// the log start to (whole sealed segments), never past the high watermark.
+func (p *Partition) RetentionCut() int64 {
+	return min(p.log.RetentionOffset(p.cfg.Load().Retention, p.now()), p.HighWatermark())
+}
+
 // maxSnapshotBytes bounds the producer snapshot read at open.
 const maxSnapshotBytes = 64 << 20
 
-// Close writes the producer snapshot and closes the log.
+// Close writes the producer snapshot and closes the log. A replicated
+// partition writes no producer snapshot (its producer table is in the
+// group's snapshot manifests) and only closes the log.
 func (p *Partition) Close() error {
+	if p.replicated {
+		return p.log.Close()
+	}
 	p.snapMu.Lock()
 	defer p.snapMu.Unlock()
 	p.mu.Lock()
@@ -402,12 +486,18 @@ func (p *Partition) Close() error {
 // periodically. A batch can be in the high watermark a moment before its
 // append reports done, so it first waits, outside the lock, for the appends
 // pending when the high watermark was read.
+//
+// A replicated partition has nothing to write (replication snapshots its
+// producer table) and returns nil.
 func (p *Partition) SnapshotProducers() error {
+	if p.replicated {
+		return nil
+	}
 	p.snapMu.Lock()
 	defer p.snapMu.Unlock()
 	p.mu.Lock()
 	covered := p.HighWatermark()
-	var waits []*log.Pending
+	var waits []Pending
 	for _, st := range p.producers.m {
 		for _, b := range st.batches {
 			if b.pending != nil {

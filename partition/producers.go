@@ -9,7 +9,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/sluicemq/sluice/log"
 	"github.com/sluicemq/sluice/log/batch"
 )
 
@@ -18,11 +17,27 @@ import (
 // of the last five in-flight batches must be recognised).
 const dedupWindow = 5
 
+// Pending is the base offset of a batch that has been queued to the log or
+// proposed to the replicas but is not stored yet. *log.Pending is one.
+type Pending interface {
+	// Done reports, without blocking, whether Wait would return at once.
+	Done() bool
+	// Wait blocks until the batch is stored (or failed) and returns its
+	// base offset.
+	Wait() (int64, error)
+}
+
+// settled is the Pending of a batch whose offset is known.
+type settled int64
+
+func (s settled) Done() bool           { return true }
+func (s settled) Wait() (int64, error) { return int64(s), nil }
+
 // producerBatch is one remembered batch of an idempotent producer.
 type producerBatch struct {
 	firstSeq, lastSeq int32
-	baseOffset        int64        // valid when pending is nil
-	pending           *log.Pending // set while the append is in flight
+	baseOffset        int64   // valid when pending is nil
+	pending           Pending // set while the append is in flight
 }
 
 func (b *producerBatch) offset() (int64, error) {
@@ -30,6 +45,14 @@ func (b *producerBatch) offset() (int64, error) {
 		return b.baseOffset, nil
 	}
 	return b.pending.Wait()
+}
+
+// handle returns a Pending for the batch's offset.
+func (b *producerBatch) handle() Pending {
+	if b.pending == nil {
+		return settled(b.baseOffset)
+	}
+	return b.pending
 }
 
 type producerState struct {
@@ -62,7 +85,29 @@ func nextSeq(s int32) int32 {
 // It returns the remembered batch when h is a duplicate (answer with its
 // offset), or a *kerr.Error when the batch must be refused.
 func (t *producers) check(h batch.Header) (*producerBatch, error) {
+	return checkState(t.m[h.ProducerID], h)
+}
+
+// checkWith is check against the table as it will be once the in-flight
+// batches flying (of h's producer, oldest first) are stored: a replicated
+// leader checks a new batch against the committed table and against what
+// it has proposed but not yet applied. The table is not changed.
+func (t *producers) checkWith(h batch.Header, flying []inflightBatch) (*producerBatch, error) {
 	st := t.m[h.ProducerID]
+	if len(flying) > 0 {
+		view := &producerState{}
+		if st != nil {
+			view.epoch, view.batches = st.epoch, append(view.batches, st.batches...)
+		}
+		for _, f := range flying {
+			view.add(f.epoch, producerBatch{firstSeq: f.firstSeq, lastSeq: f.lastSeq, pending: f.pending})
+		}
+		st = view
+	}
+	return checkState(st, h)
+}
+
+func checkState(st *producerState, h batch.Header) (*producerBatch, error) {
 	switch {
 	case st == nil:
 		if h.BaseSequence != 0 {
@@ -91,24 +136,30 @@ func (t *producers) check(h batch.Header) (*producerBatch, error) {
 }
 
 // record remembers an accepted batch (pending, or stored at baseOffset).
-func (t *producers) record(h batch.Header, pending *log.Pending, baseOffset int64) {
+func (t *producers) record(h batch.Header, pending Pending, baseOffset int64) {
 	st := t.m[h.ProducerID]
-	if st == nil || h.ProducerEpoch != st.epoch {
-		if st == nil {
-			t.evictIfFull()
-			st = &producerState{}
-			t.m[h.ProducerID] = st
-		}
-		st.epoch, st.batches = h.ProducerEpoch, st.batches[:0]
+	if st == nil {
+		t.evictIfFull()
+		st = &producerState{epoch: h.ProducerEpoch}
+		t.m[h.ProducerID] = st
 	}
-	if len(st.batches) == dedupWindow {
-		st.batches = append(st.batches[:0], st.batches[1:]...)
-	}
-	st.batches = append(st.batches, producerBatch{
+	st.add(h.ProducerEpoch, producerBatch{
 		firstSeq: h.BaseSequence, lastSeq: h.LastSequence(), baseOffset: baseOffset, pending: pending,
 	})
 	t.clock++
 	st.lastUsed = t.clock
+}
+
+// add remembers b, a batch of epoch: a new epoch forgets the old one's
+// batches, and only the last dedupWindow batches are kept.
+func (st *producerState) add(epoch int16, b producerBatch) {
+	if epoch != st.epoch {
+		st.epoch, st.batches = epoch, st.batches[:0]
+	}
+	if len(st.batches) == dedupWindow {
+		st.batches = append(st.batches[:0], st.batches[1:]...)
+	}
+	st.batches = append(st.batches, b)
 }
 
 // settle replaces finished pending appends by their offsets so the table
@@ -142,7 +193,9 @@ func (t *producers) evictIfFull() {
 	for pid, st := range t.m {
 		all = append(all, aged{pid, st.lastUsed})
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].used < all[j].used })
+	sort.Slice(all, func(i, j int) bool {
+		return all[i].used < all[j].used || (all[i].used == all[j].used && all[i].pid < all[j].pid)
+	})
 	for _, a := range all[:max(len(all)/10, 1)] {
 		delete(t.m, a.pid)
 	}
@@ -150,7 +203,9 @@ func (t *producers) evictIfFull() {
 
 // Snapshot file: magic "SLPS", version 1, 3 reserved, covered offset i64,
 // count u32, entries {pid i64, epoch i16, n u8, n x {first i32, last i32,
-// offset i64}}, CRC-32C u32 of everything before it. Little-endian.
+// offset i64}}, least recently used producer first, CRC-32C u32 of
+// everything before it. Little-endian. A replica's snapshot manifest embeds
+// the same encoding.
 const (
 	snapshotMagic = "SLPS"
 	snapshotName  = "producers.snapshot"
@@ -173,7 +228,12 @@ func (t *producers) encode(covered int64) []byte {
 	for pid := range t.m {
 		pids = append(pids, pid)
 	}
-	sort.Slice(pids, func(i, j int) bool { return pids[i] < pids[j] })
+	// Least recently used first, so that decode restores the order
+	// eviction goes by: replicas restoring the same snapshot evict alike.
+	sort.Slice(pids, func(i, j int) bool {
+		a, b := t.m[pids[i]], t.m[pids[j]]
+		return a.lastUsed < b.lastUsed || (a.lastUsed == b.lastUsed && pids[i] < pids[j])
+	})
 	for _, pid := range pids {
 		st := t.m[pid]
 		b = binary.LittleEndian.AppendUint64(b, uint64(pid))
@@ -232,6 +292,8 @@ func (t *producers) decode(b []byte) (int64, error) {
 			})
 			p = p[16:]
 		}
+		t.clock++
+		st.lastUsed = t.clock
 		t.m[pid] = st
 	}
 	if len(p) != 0 {

@@ -1,5 +1,7 @@
 package replication
 
+import "encoding/binary"
+
 // Command tags: the first byte of the Data of every raft.LogCommand entry
 // Sluice proposes. Tag 0 is reserved so that a zeroed buffer is never
 // mistaken for a command.
@@ -11,12 +13,20 @@ const (
 	// proposing it: a structurally invalid batch fails the leader's whole
 	// StoreLogs group and raft steps the leader down (raft.go dispatchLogs).
 	CmdProduce byte = 1
+	// CmdDeleteRecords: DeleteRecords. The rest is the new log start
+	// offset, 8 bytes big-endian. A non-batch frame: it takes no offsets.
+	CmdDeleteRecords byte = 2
+	// CmdRetention: retention (retention.ms, retention.bytes) as computed
+	// by the leader. The rest is the new log start offset, 8 bytes
+	// big-endian. Applied exactly like CmdDeleteRecords; the tag only says
+	// who asked.
+	CmdRetention byte = 3
 )
 
 // AppendProduce appends a produce command for batch to dst and returns the
 // extended slice. It copies batch; a caller that can read the batch into a
 // buffer with one byte of headroom avoids the copy by setting that byte to
-// CmdProduce itself.
+// CmdProduce itself (Replica.ProduceCommand).
 func AppendProduce(dst, batch []byte) []byte {
 	dst = append(dst, CmdProduce)
 	return append(dst, batch...)
@@ -26,4 +36,19 @@ func AppendProduce(dst, batch []byte) []byte {
 // produce command.
 func isProduce(data []byte) bool {
 	return len(data) > 0 && data[0] == CmdProduce
+}
+
+// appendDeleteBefore appends a CmdDeleteRecords or CmdRetention command.
+func appendDeleteBefore(dst []byte, tag byte, offset int64) []byte {
+	dst = append(dst, tag)
+	return binary.BigEndian.AppendUint64(dst, uint64(offset))
+}
+
+// parseDeleteBefore returns the offset of a CmdDeleteRecords or
+// CmdRetention command; ok is false for anything else.
+func parseDeleteBefore(data []byte) (offset int64, ok bool) {
+	if len(data) != 9 || (data[0] != CmdDeleteRecords && data[0] != CmdRetention) {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(data[1:])), true
 }

@@ -2,9 +2,29 @@
 // log is the partition's segment log (package log): LogStore implements
 // raft.LogStore over *log.Log, so every produced byte is written to disk
 // once, and every replica's log assigns the same Kafka offsets to the same
-// entries with no offset translator. FSM is the minimal state machine
-// (applied index and high watermark) and RaftConfig the raft settings this
-// arrangement needs.
+// entries with no offset translator. Replica is one replica of a
+// partition: the partition (package partition, opened replicated), its
+// LogStore, the partition FSM (high watermark, log start, idempotent
+// producer table, snapshot manifests) and its *raft.Raft; RaftConfig holds
+// the raft settings this arrangement needs.
+//
+// # Replica
+//
+// The leader validates a produced batch (partition.Prepare) before
+// raft.Apply, because an invalid batch in StoreLogs would fail the
+// leader's whole group. Under one lock per replica it checks the producer
+// sequence against the committed table plus its own in-flight proposals
+// (partition.Sequence) and calls raft.Apply, so entry order is sequence
+// order. One raft entry carries the whole batch. The log stamps the base
+// offset when storing; the FSM's Apply answers it. acks=-1 is answered
+// after commit and apply; acks=1 from the LogStore's hook after the
+// leader's StoreLogs, which finds the proposal by its command buffer;
+// acks=0 at once. A new leader takes no writes until a raft.Barrier of its
+// term has applied its whole log; losing leadership clears the in-flight
+// view. DeleteRecords and retention are replicated commands (CmdDeleteRecords,
+// CmdRetention) moving the replicated log start; segment files below it are
+// removed only where every entry is at or below the latest local snapshot
+// (FSM.trim), so a restart never needs an entry that is gone.
 //
 // # Commands
 //

@@ -7,11 +7,13 @@ import (
 	"hash/crc32"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicemq/sluice/log/batch"
+	"github.com/sluicemq/sluice/partition"
 )
 
 var (
@@ -19,32 +21,71 @@ var (
 	_ raft.FSMSnapshot = (*manifestSnapshot)(nil)
 )
 
-// FSM is the minimal state machine of a partition group, and the starting
-// point of the partition FSM. The entry's data is already in the log when
-// raft commits it, so applying a command stores and copies nothing: Apply
-// only advances the applied index and the high watermark, computed from two
-// fields of the batch header: the base offset the log stamped and the
-// batch's lastOffsetDelta, exactly as the log counted offsets.
+// InstallableSnapshot is implemented by the reader a SnapshotStore's Open
+// returns when the snapshot carries more than its manifest (the segment
+// files through its index). Restore calls Install, which must leave the log
+// ending exactly at the snapshot's index and term (or empty, to continue at
+// the next index and offset; doc.go), and then adopts Manifest, the
+// snapshot's manifest bytes. A reader without these methods holds just the
+// manifest, which Restore adopts only when the local log already holds the
+// snapshot's last entry.
+type InstallableSnapshot interface {
+	Install() error
+	Manifest() []byte
+}
+
+// FSM is the state machine of a partition group. The entry's data is
+// already in the log when raft commits it, so applying a command stores and
+// copies nothing:
 //
-// Apply is idempotent: raft replays committed entries at every start
-// (NoSnapshotRestoreOnStart, hashicorp/raft#523) and an entry at or below
-// the applied index changes nothing. It is deterministic, so every replica
-// reaches the same high watermark for the same index.
+//   - a produce command advances the applied index and the high watermark,
+//     computed from the batch header (the base offset the log stamped and
+//     the batch's lastOffsetDelta, exactly as the log counted offsets), and,
+//     with a partition, enters an idempotent producer's batch into the
+//     partition's committed producer table;
+//   - a CmdDeleteRecords or CmdRetention command moves the replicated log
+//     start (never past the high watermark); the segment files below it are
+//     removed once the local snapshots no longer need them (trim).
+//
+// Apply is deterministic, so every replica reaches the same high
+// watermark, log start and producer table for the same index. An entry at
+// or below the applied index changes nothing. At open, Init sets the state
+// from the latest snapshot's manifest: with NoSnapshotRestoreOnStart raft
+// replays only the entries after the snapshot's index.
 //
 // The response to a produce command (ApplyFuture.Response) is the batch's
-// base offset, an int64; other commands answer nil.
+// base offset, an int64; other commands answer nil, or an error when an
+// entry could not be applied.
 type FSM struct {
 	store *LogStore
+	part  *partition.Partition // nil: the minimal FSM (index and high watermark only)
 	lg    zerolog.Logger
 
 	mu sync.Mutex
-	st manifest
+	st manifest // producers is left nil: the table lives in part
+
+	snapIndex atomic.Uint64 // index of the latest snapshot persisted or restored locally
+	trimMu    sync.Mutex    // one trim at a time
+
+	start   atomic.Uint64 // index of the snapshot Init took the state from
+	applied atomic.Uint64 // entries applied (above the applied index) since open
+	lowest  atomic.Uint64 // lowest index handed to Apply since open; 0: none
 }
 
-// NewFSM returns an FSM whose snapshots are checked against store.
+// NewFSM returns a minimal FSM (applied index and high watermark) whose
+// snapshots are checked against store.
 func NewFSM(store *LogStore, opts ...Option) *FSM {
 	o := buildOptions(opts)
 	return &FSM{store: store, lg: o.logger.With().Str("component", "fsm").Logger()}
+}
+
+// NewPartitionFSM returns the FSM of a replica of partition p, whose log
+// store must be over p.Log(). p must be opened with
+// partition.OpenReplicated.
+func NewPartitionFSM(store *LogStore, p *partition.Partition, opts ...Option) *FSM {
+	f := NewFSM(store, opts...)
+	f.part = p
+	return f
 }
 
 // Applied returns the index of the last entry raft handed to the FSM
@@ -56,72 +97,242 @@ func (f *FSM) Applied() (index uint64, hw int64) {
 	return f.st.index, f.st.hw
 }
 
+// FSMStats counts what the FSM applied since it was created.
+type FSMStats struct {
+	Applied       uint64 // entries applied (above the index the FSM started from)
+	LowestApplied uint64 // lowest index raft handed to Apply, 0 when none
+	SnapshotIndex uint64 // index of the latest local snapshot, 0 when none
+	StartIndex    uint64 // index of the snapshot Init took the state from, 0 when none
+}
+
+// Stats reports what the FSM applied since it was created.
+func (f *FSM) Stats() FSMStats {
+	return FSMStats{Applied: f.applied.Load(), LowestApplied: f.lowest.Load(), SnapshotIndex: f.snapIndex.Load(), StartIndex: f.start.Load()}
+}
+
+// Init sets the FSM's state from the newest snapshot in snaps, the one raft
+// takes its applied index from at start with NoSnapshotRestoreOnStart (api.go
+// restoreSnapshot uses the first listed). Call it before raft.NewRaft. A
+// snapshot whose manifest cannot be read is an error: raft would skip the
+// entries it covers.
+func (f *FSM) Init(snaps raft.SnapshotStore) error {
+	list, err := snaps.List()
+	if err != nil {
+		return fmt.Errorf("replication: list snapshots: %w", err)
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	meta := list[0]
+	_, rc, err := snaps.Open(meta.ID)
+	if err != nil {
+		return fmt.Errorf("replication: open snapshot %s: %w", meta.ID, err)
+	}
+	defer rc.Close()
+	var b []byte
+	if inst, ok := unwrapInstallable(rc); ok {
+		// Its segments are the local log already: only the manifest counts.
+		b = inst.Manifest()
+	} else if b, err = readManifest(rc); err != nil {
+		return err
+	}
+	m, err := decodeManifest(b)
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", meta.ID, err)
+	}
+	if m.index != meta.Index || m.term != meta.Term {
+		return fmt.Errorf("%w: snapshot %s is index %d term %d, its manifest says %d, %d", ErrSnapshot, meta.ID, meta.Index, meta.Term, m.index, m.term)
+	}
+	if err := f.adopt(m); err != nil {
+		return err
+	}
+	f.start.Store(m.index)
+	f.lg.Info().Uint64("index", m.index).Int64("high_watermark", m.hw).Int64("log_start_offset", m.logStart).
+		Msg("state from snapshot manifest")
+	return nil
+}
+
 // Apply applies one committed entry.
 func (f *FSM) Apply(l *raft.Log) any {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.apply(l)
+	return f.ApplyBatch([]*raft.Log{l})[0]
 }
 
 // ApplyBatch applies committed entries in order (raft.BatchingFSM).
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	moved := false
 	for i, l := range logs {
-		out[i] = f.apply(l)
+		var m bool
+		out[i], m = f.apply(l)
+		moved = moved || m
+	}
+	hw := f.st.hw
+	f.mu.Unlock()
+	if f.part != nil {
+		f.part.SetHighWatermark(hw)
+		if moved {
+			if _, err := f.trim(); err != nil {
+				f.lg.Error().Err(err).Msg("removing segments below the log start")
+			}
+		}
 	}
 	return out
 }
 
-func (f *FSM) apply(l *raft.Log) any {
-	var resp any
-	next := int64(-1)
-	if l.Type == raft.LogCommand && isProduce(l.Data) {
-		b := l.Data[1:]
-		if len(b) < batch.HeaderSize {
+// apply applies l under f.mu; moved reports a log start change.
+func (f *FSM) apply(l *raft.Log) (resp any, moved bool) {
+	if lo := f.lowest.Load(); lo == 0 || l.Index < lo {
+		f.lowest.Store(l.Index)
+	}
+	var h batch.Header
+	produce := l.Type == raft.LogCommand && isProduce(l.Data)
+	if produce {
+		var err error
+		if h, err = parseHeader(l.Data[1:], f.part != nil); err != nil {
 			// The log stored it as a batch, so this cannot happen unless
 			// memory was changed under raft.
-			f.lg.Error().Uint64("index", l.Index).Int("bytes", len(b)).Msg("committed produce entry is shorter than a batch header")
-			return fmt.Errorf("replication: apply %d: %d bytes is no batch", l.Index, len(b))
+			f.lg.Error().Err(err).Uint64("index", l.Index).Int("bytes", len(l.Data)-1).Msg("committed produce entry is no batch")
+			return fmt.Errorf("replication: apply %d: %w", l.Index, err), false
 		}
-		// The same fields the log assigned offsets from: baseOffset (stamped
-		// by the log) and lastOffsetDelta (see the batch package's layout).
-		base := int64(binary.BigEndian.Uint64(b[0:8]))
-		resp, next = base, base+int64(int32(binary.BigEndian.Uint32(b[23:27])))+1
+		resp = h.BaseOffset
 	}
 	if l.Index <= f.st.index {
-		return resp // replayed: already applied
+		return resp, false // replayed: already applied
 	}
+	f.applied.Add(1)
 	f.st.index, f.st.term = l.Index, l.Term
-	f.st.hw = max(f.st.hw, next)
-	return resp
+	switch {
+	case produce:
+		f.st.hw = max(f.st.hw, h.BaseOffset+int64(h.LastOffsetDelta)+1)
+		if f.part != nil {
+			f.part.ApplyProduce(h)
+		}
+	case l.Type == raft.LogCommand:
+		off, ok := parseDeleteBefore(l.Data)
+		if !ok {
+			break
+		}
+		// The leader proposed at most its high watermark, which every
+		// replica has reached by this entry; the min only makes sure.
+		if off = min(off, f.st.hw); off > f.st.logStart {
+			f.st.logStart = off
+			if f.part != nil {
+				f.part.SetLogStart(off)
+			}
+			moved = true
+		}
+	}
+	return resp, moved
 }
 
-// Snapshot captures the applied state as a manifest. Persisting it writes
-// a few dozen bytes: the records stay in the segment files.
+// parseHeader reads the header of a stored batch: all of it for a
+// partition's producer table, else just the offset fields.
+func parseHeader(b []byte, full bool) (batch.Header, error) {
+	if full {
+		return batch.ParseHeader(b)
+	}
+	if len(b) < batch.HeaderSize {
+		return batch.Header{}, fmt.Errorf("%d bytes is shorter than a batch header", len(b))
+	}
+	// The same fields the log assigned offsets from: baseOffset (stamped
+	// by the log) and lastOffsetDelta (see the batch package's layout).
+	return batch.Header{
+		BaseOffset:      int64(binary.BigEndian.Uint64(b[0:8])),
+		LastOffsetDelta: int32(binary.BigEndian.Uint32(b[23:27])),
+	}, nil
+}
+
+// trim removes the whole segments below the replicated log start that no
+// local snapshot needs any more: a segment goes only when every entry in it
+// is at or below the latest local snapshot's index, because at the next
+// start raft replays the entries after that index from the log (and a
+// leader sends a lagging follower entries or that snapshot). The active
+// segment always stays. It reports whether a newer snapshot would let it
+// remove more.
+func (f *FSM) trim() (blocked bool, err error) {
+	if f.part == nil {
+		return false, nil
+	}
+	f.trimMu.Lock()
+	defer f.trimMu.Unlock()
+	f.mu.Lock()
+	logical := f.st.logStart
+	f.mu.Unlock()
+	snap := f.snapIndex.Load()
+	l := f.store.Log()
+	segs := l.Segments()
+	cut := l.StartOffset()
+	for _, s := range segs[:max(len(segs)-1, 0)] {
+		if s.NextOffset > logical {
+			break
+		}
+		if s.LastIndex > snap {
+			blocked = true
+			break
+		}
+		cut = max(cut, s.NextOffset)
+	}
+	if cut <= l.StartOffset() {
+		return blocked, nil
+	}
+	if err := l.DeleteBefore(cut); err != nil {
+		return blocked, fmt.Errorf("replication: delete segments before %d: %w", cut, err)
+	}
+	f.lg.Info().Int64("offset", cut).Int64("log_start_offset", logical).Uint64("snapshot_index", snap).
+		Msg("removed segments below the log start")
+	return blocked, nil
+}
+
+// snapshotted records that a snapshot at index is stored locally.
+func (f *FSM) snapshotted(index uint64) {
+	for {
+		cur := f.snapIndex.Load()
+		if index <= cur || f.snapIndex.CompareAndSwap(cur, index) {
+			return
+		}
+	}
+}
+
+// Snapshot captures the applied state as a manifest: the indexes, offsets
+// and the committed producer table. Persisting it writes that alone; the
+// records stay in the segment files.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return &manifestSnapshot{m: f.st}, nil
+	m := f.st
+	m.next = m.hw
+	if f.part != nil {
+		m.producers = f.part.ProducerState()
+	}
+	return &manifestSnapshot{m: m, f: f}, nil
 }
 
-// Restore adopts a snapshot manifest. It succeeds only when the local log
-// already holds the manifest's last entry with the same term, so the
-// records the manifest describes are present; otherwise it returns
-// ErrSnapshotNeedsSegments and changes nothing (installing the segment
-// files with the snapshot is the next step's work, see doc.go).
+// Restore adopts a snapshot. A reader that is an InstallableSnapshot
+// (possibly wrapped by raft) installs its segment files first; a plain
+// manifest is adopted only when the local log already holds the manifest's
+// last entry with the same term, so the records it describes are present;
+// otherwise Restore returns ErrSnapshotNeedsSegments and changes nothing.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, manifestSize+1))
-	if err != nil {
-		return fmt.Errorf("replication: read snapshot: %w", err)
+	var b []byte
+	inst, installable := unwrapInstallable(rc)
+	if installable {
+		if err := inst.Install(); err != nil {
+			return fmt.Errorf("replication: install snapshot: %w", err)
+		}
+		b = inst.Manifest()
+	} else {
+		var err error
+		if b, err = readManifest(rc); err != nil {
+			return err
+		}
 	}
 	m, err := decodeManifest(b)
 	if err != nil {
 		return err
 	}
-	if m.index > 0 {
+	if !installable && m.index > 0 {
 		var e raft.Log
 		err := f.store.GetLog(m.index, &e)
 		if errors.Is(err, raft.ErrLogNotFound) || (err == nil && e.Term != m.term) {
@@ -131,26 +342,82 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 			return err
 		}
 	}
-	f.mu.Lock()
-	f.st = m
-	f.mu.Unlock()
-	f.lg.Info().Uint64("index", m.index).Int64("high_watermark", m.hw).Msg("restored snapshot manifest")
+	if err := f.adopt(m); err != nil {
+		return err
+	}
+	f.lg.Info().Uint64("index", m.index).Int64("high_watermark", m.hw).Msg("restored snapshot")
+	if _, err := f.trim(); err != nil {
+		f.lg.Error().Err(err).Msg("removing segments below the log start")
+	}
 	return nil
+}
+
+// adopt makes m the FSM's state; raft stores a snapshot before restoring
+// it, so m is also the latest local snapshot.
+func (f *FSM) adopt(m manifest) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.part != nil {
+		if err := f.part.RestoreProducerState(m.producers); err != nil {
+			return fmt.Errorf("%w: producer table: %w", ErrSnapshot, err)
+		}
+		f.part.ClearInflight()
+		f.part.SetLogStart(m.logStart)
+		f.part.SetHighWatermark(m.hw)
+	}
+	m.producers = nil
+	f.st = m
+	f.snapshotted(m.index)
+	return nil
+}
+
+// unwrapInstallable finds an InstallableSnapshot under raft's wrappers.
+func unwrapInstallable(rc io.ReadCloser) (InstallableSnapshot, bool) {
+	for {
+		if inst, ok := rc.(InstallableSnapshot); ok {
+			return inst, true
+		}
+		w, ok := rc.(raft.ReadCloserWrapper)
+		if !ok {
+			return nil, false
+		}
+		rc = w.WrappedReadCloser()
+	}
+}
+
+func readManifest(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxManifestSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("replication: read snapshot: %w", err)
+	}
+	return b, nil
 }
 
 // manifest is the FSM state a snapshot records.
 //
-// Encoding (little-endian, manifestSize bytes): magic "SLSN", version 1,
-// 3 reserved zero bytes, index u64, term u64, high watermark i64, then a
-// CRC-32C of the bytes before it.
+// Encoding (little-endian): magic "SLSN", version 2, 3 reserved zero bytes,
+// index u64, term u64, high watermark i64, log start offset i64, next
+// offset i64 (the offset the batch after index takes; equal to the high
+// watermark, since a snapshot covers applied entries only), producer table
+// length u32, producer table (package partition's producer snapshot
+// encoding, "SLPS"; empty for the minimal FSM), then a CRC-32C of every
+// byte before it. Version 1 (36 bytes: index, term, high watermark) is
+// refused: no released replica wrote it.
 type manifest struct {
 	index, term uint64
 	hw          int64
+	logStart    int64
+	next        int64
+	producers   []byte
 }
 
 const (
-	manifestSize    = 36
-	manifestVersion = 1
+	manifestFixed   = 52 // through the producer table length
+	manifestVersion = 2
+	// maxManifestSize bounds what Restore reads: a producer table of
+	// partition.Options.MaxProducers (default 10000) producers with full
+	// dedup windows is under 1 MiB.
+	maxManifestSize = 64 << 20
 )
 
 var (
@@ -159,42 +426,72 @@ var (
 )
 
 func (m manifest) encode() []byte {
-	b := make([]byte, manifestSize)
+	b := make([]byte, manifestFixed, manifestFixed+len(m.producers)+4)
 	copy(b, manifestMagic[:])
 	b[4] = manifestVersion
 	binary.LittleEndian.PutUint64(b[8:], m.index)
 	binary.LittleEndian.PutUint64(b[16:], m.term)
 	binary.LittleEndian.PutUint64(b[24:], uint64(m.hw))
-	binary.LittleEndian.PutUint32(b[32:], crc32.Checksum(b[:32], castagnoli))
-	return b
+	binary.LittleEndian.PutUint64(b[32:], uint64(m.logStart))
+	binary.LittleEndian.PutUint64(b[40:], uint64(m.next))
+	binary.LittleEndian.PutUint32(b[48:], uint32(len(m.producers)))
+	b = append(b, m.producers...)
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
 func decodeManifest(b []byte) (manifest, error) {
 	switch {
-	case len(b) != manifestSize:
-		return manifest{}, fmt.Errorf("%w: %d bytes, want %d", ErrSnapshot, len(b), manifestSize)
+	case len(b) < manifestFixed+4:
+		return manifest{}, fmt.Errorf("%w: %d bytes, want at least %d", ErrSnapshot, len(b), manifestFixed+4)
+	case len(b) > maxManifestSize:
+		return manifest{}, fmt.Errorf("%w: more than %d bytes", ErrSnapshot, maxManifestSize)
 	case [4]byte(b[:4]) != manifestMagic:
 		return manifest{}, fmt.Errorf("%w: bad magic % x", ErrSnapshot, b[:4])
 	case b[4] != manifestVersion:
 		return manifest{}, fmt.Errorf("%w: version %d, want %d", ErrSnapshot, b[4], manifestVersion)
-	case binary.LittleEndian.Uint32(b[32:]) != crc32.Checksum(b[:32], castagnoli):
+	case binary.LittleEndian.Uint32(b[len(b)-4:]) != crc32.Checksum(b[:len(b)-4], castagnoli):
 		return manifest{}, fmt.Errorf("%w: checksum mismatch", ErrSnapshot)
 	}
-	return manifest{
-		index: binary.LittleEndian.Uint64(b[8:]),
-		term:  binary.LittleEndian.Uint64(b[16:]),
-		hw:    int64(binary.LittleEndian.Uint64(b[24:])),
-	}, nil
+	n := binary.LittleEndian.Uint32(b[48:])
+	if uint64(n) != uint64(len(b)-manifestFixed-4) {
+		return manifest{}, fmt.Errorf("%w: producer table of %d bytes in %d", ErrSnapshot, n, len(b))
+	}
+	m := manifest{
+		index:    binary.LittleEndian.Uint64(b[8:]),
+		term:     binary.LittleEndian.Uint64(b[16:]),
+		hw:       int64(binary.LittleEndian.Uint64(b[24:])),
+		logStart: int64(binary.LittleEndian.Uint64(b[32:])),
+		next:     int64(binary.LittleEndian.Uint64(b[40:])),
+	}
+	if n > 0 {
+		m.producers = b[manifestFixed : manifestFixed+int(n)]
+	}
+	if m.hw < 0 || m.logStart < 0 || m.logStart > m.hw || m.next < m.hw {
+		return manifest{}, fmt.Errorf("%w: offsets: high watermark %d, log start %d, next %d", ErrSnapshot, m.hw, m.logStart, m.next)
+	}
+	return m, nil
 }
 
-type manifestSnapshot struct{ m manifest }
+type manifestSnapshot struct {
+	m manifest
+	f *FSM
+}
 
 func (s *manifestSnapshot) Persist(sink raft.SnapshotSink) error {
 	if _, err := sink.Write(s.m.encode()); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("replication: write snapshot: %w", err)
 	}
-	return sink.Close()
+	if err := sink.Close(); err != nil {
+		return err
+	}
+	// The snapshot is stored: segments wholly at or below its index may go
+	// once retention has moved the log start past them.
+	s.f.snapshotted(s.m.index)
+	if _, err := s.f.trim(); err != nil {
+		s.f.lg.Error().Err(err).Msg("removing segments below the log start")
+	}
+	return nil
 }
 
 func (s *manifestSnapshot) Release() {}

@@ -40,6 +40,11 @@ var _ raft.LogStore = (*LogStore)(nil)
 type LogStore struct {
 	log *log.Log
 	lg  zerolog.Logger
+
+	// stored, when set, is called after every successful StoreLogs with
+	// the entries just made durable (Replica answers acks=1 from it). It
+	// must be cheap: raft's leader loop or follower RPC handler waits.
+	stored func(logs []*raft.Log)
 }
 
 // NewLogStore returns a LogStore over l. The caller keeps ownership of l
@@ -108,6 +113,9 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	}
 	if err := s.log.StoreEntries(entries); err != nil {
 		return fmt.Errorf("replication: store logs %d-%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
+	}
+	if s.stored != nil {
+		s.stored(logs)
 	}
 	return nil
 }

@@ -1,0 +1,580 @@
+package replication
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/sluicemq/sluice/partition"
+)
+
+// ReplicaConfig describes one replica of one partition.
+type ReplicaConfig struct {
+	Dir       string // the partition's directory (segment log, snapshots)
+	Topic     string
+	Partition int32
+	Config    partition.Config
+	Options   partition.Options // FS, Logger (default: Logger below), Now, MaxProducers
+	ID        raft.ServerID     // this broker's raft id
+	Transport raft.Transport    // the group's transport
+	Stable    raft.StableStore  // term and vote
+	// Snapshots: nil means a raft.FileSnapshotStore under Dir/snapshots
+	// retaining 2 (manifests only).
+	Snapshots raft.SnapshotStore
+	// Bootstrap: non-empty bootstraps the group with these voters if it
+	// has no state yet (every initial replica passes the identical list);
+	// empty waits to be added by the leader.
+	Bootstrap []raft.Server
+	Tune      func(*raft.Config) // optional, applied after RaftConfig
+	Logger    zerolog.Logger
+	// OnLeaderChange, optional, is called (not under locks, from one
+	// goroutine, in order) whenever the locally observed leader or term
+	// changes; leader is "" while none is known.
+	OnLeaderChange func(leader raft.ServerID, term uint64)
+}
+
+// Replica is one replica of a partition: its segment log, which is the
+// group's raft log (LogStore), the partition state machine (FSM) and the
+// group's *raft.Raft.
+//
+// Writes (Produce, DeleteRecords, retention) are proposed by the leader
+// once it is ready: after winning an election it applies everything in its
+// log (one raft.Barrier per term) before it takes a proposal, so its
+// producer table and high watermark are complete. Reads go through
+// Partition() on any replica, up to the committed high watermark.
+//
+// Errors are *kerr.Error: NOT_LEADER_FOR_PARTITION when this replica is not
+// a ready leader, when leadership is lost while a write is pending (its
+// outcome is then unknown; idempotent producers' retries are deduplicated)
+// and after Close; KAFKA_STORAGE_ERROR when the log fails.
+type Replica struct {
+	cfg   ReplicaConfig
+	lg    zerolog.Logger
+	part  *partition.Partition
+	store *LogStore
+	fsm   *FSM
+	snaps raft.SnapshotStore
+	raft  *raft.Raft
+
+	// proposeMu orders proposals: the producer sequence check, recording
+	// the in-flight batch and raft.Apply happen under it, so raft's entry
+	// order is sequence order. Leadership transitions clear the in-flight
+	// batches under it too.
+	proposeMu sync.Mutex
+	// readyTerm is the term in which this replica is a leader that has
+	// applied its whole log; 0 when it is not.
+	readyTerm atomic.Uint64
+
+	// acks=1 proposals waiting for the leader's fsync, by the address of
+	// their command's first byte, which raft hands to StoreLogs unchanged.
+	ackMu   sync.Mutex
+	acks1   map[*byte]*proposal
+	nAcks1  atomic.Int32
+	obsCh   chan raft.Observation
+	obs     *raft.Observer
+	closing chan struct{}
+	watched chan struct{} // closed when watch has returned
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// OpenReplica opens the partition in cfg.Dir as a replica and starts its
+// raft.
+func OpenReplica(cfg ReplicaConfig) (*Replica, error) {
+	if cfg.Transport == nil || cfg.Stable == nil || cfg.ID == "" || cfg.Dir == "" {
+		return nil, fmt.Errorf("replication: replica needs Dir, ID, Transport and Stable")
+	}
+	lg := cfg.Logger.With().Str("topic", cfg.Topic).Int32("partition", cfg.Partition).Logger()
+	opts := cfg.Options
+	if opts.Logger == nil {
+		opts.Logger = &cfg.Logger
+	}
+	p, err := partition.OpenReplicated(cfg.Dir, cfg.Topic, cfg.Partition, cfg.Config, opts)
+	if err != nil {
+		return nil, err
+	}
+	r := &Replica{
+		cfg: cfg, lg: lg, part: p,
+		acks1:   map[*byte]*proposal{},
+		obsCh:   make(chan raft.Observation, 1),
+		closing: make(chan struct{}),
+		watched: make(chan struct{}),
+	}
+	if err := r.start(); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Replica) start() error {
+	cfg := r.cfg
+	r.store = NewLogStore(r.part.Log(), WithLogger(r.lg))
+	r.store.stored = r.onStored
+	r.fsm = NewPartitionFSM(r.store, r.part, WithLogger(r.lg))
+	r.snaps = cfg.Snapshots
+	if r.snaps == nil {
+		s, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), 2, HCLogger(r.lg.Level(zerolog.WarnLevel)))
+		if err != nil {
+			return fmt.Errorf("replication: snapshot store: %w", err)
+		}
+		r.snaps = s
+	}
+	if err := r.fsm.Init(r.snaps); err != nil {
+		return err
+	}
+	rc := RaftConfig(cfg.ID)
+	rc.Logger = HCLogger(r.lg.With().Str("component", "raft").Logger().Level(zerolog.WarnLevel))
+	if cfg.Tune != nil {
+		cfg.Tune(rc)
+	}
+	if err := CheckConfig(rc); err != nil {
+		return err
+	}
+	if len(cfg.Bootstrap) > 0 {
+		has, err := raft.HasExistingState(r.store, cfg.Stable, r.snaps)
+		if err != nil {
+			return fmt.Errorf("replication: existing state: %w", err)
+		}
+		if !has {
+			conf := raft.Configuration{Servers: cfg.Bootstrap}
+			if err := raft.BootstrapCluster(rc, r.store, cfg.Stable, r.snaps, cfg.Transport, conf); err != nil {
+				return fmt.Errorf("replication: bootstrap: %w", err)
+			}
+		}
+	}
+	rf, err := raft.NewRaft(rc, r.fsm, r.store, cfg.Stable, r.snaps, cfg.Transport)
+	if err != nil {
+		return fmt.Errorf("replication: start raft: %w", err)
+	}
+	r.raft = rf
+	r.obs = raft.NewObserver(r.obsCh, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.LeaderObservation, raft.RaftState:
+			return true
+		}
+		return false
+	})
+	rf.RegisterObserver(r.obs)
+	go r.watch()
+	return nil
+}
+
+// Partition is the read side: Fetch (up to the committed high watermark,
+// on any replica), ListOffset without a leadership check, HighWatermark,
+// LogStartOffset, Changed, Config, Log, Topic, Index.
+func (r *Replica) Partition() *partition.Partition { return r.part }
+
+// FSM is the replica's state machine (for metrics and tests).
+func (r *Replica) FSM() *FSM { return r.fsm }
+
+// Raft is the group's raft, for membership changes and leadership transfer.
+func (r *Replica) Raft() *raft.Raft { return r.raft }
+
+// Leader is the leader this replica knows of ("" when none) and its term.
+func (r *Replica) Leader() (id raft.ServerID, term uint64) {
+	_, id = r.raft.LeaderWithID()
+	return id, r.raft.CurrentTerm()
+}
+
+// IsLeader reports whether this replica is the group's leader.
+func (r *Replica) IsLeader() bool { return r.raft.State() == raft.Leader }
+
+// Ready reports whether this replica is the leader and has applied its
+// whole log in its term, so it takes writes.
+func (r *Replica) Ready() bool {
+	t := r.readyTerm.Load()
+	return t != 0 && t == r.raft.CurrentTerm() && r.raft.State() == raft.Leader
+}
+
+// SetConfig applies a changed topic configuration to this replica (every
+// replica gets it from the broker's metadata; it is not replicated here).
+func (r *Replica) SetConfig(cfg partition.Config) error { return r.part.SetConfig(cfg) }
+
+// watch follows leadership: it reports leader changes, makes a new leader
+// ready (barrier, then clear the in-flight view) and unready when it
+// loses leadership.
+func (r *Replica) watch() {
+	defer close(r.watched)
+	var lastID raft.ServerID
+	var lastTerm uint64
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	for {
+		select {
+		case <-r.closing:
+			return
+		case <-r.raft.LeaderCh():
+		case <-r.obsCh:
+		case <-retry.C:
+		}
+		_, id := r.raft.LeaderWithID()
+		term := r.raft.CurrentTerm()
+		if (id != lastID || term != lastTerm) && r.cfg.OnLeaderChange != nil {
+			r.cfg.OnLeaderChange(id, term)
+		}
+		lastID, lastTerm = id, term
+		if r.raft.State() != raft.Leader {
+			r.unready()
+			continue
+		}
+		if r.readyTerm.Load() == term {
+			continue
+		}
+		r.unready() // a previous term's view must not survive into this one
+		// ReadIndex and producer state both need everything in the log
+		// applied: a barrier commits an entry of this term (and so every
+		// earlier one) and returns once the FSM has applied them.
+		err := r.raft.Barrier(0).Error()
+		if err == nil && r.raft.State() == raft.Leader && r.raft.CurrentTerm() == term {
+			r.proposeMu.Lock()
+			r.part.ClearInflight()
+			r.readyTerm.Store(term)
+			r.proposeMu.Unlock()
+			r.lg.Info().Uint64("term", term).Int64("high_watermark", r.part.HighWatermark()).Msg("leader ready")
+			continue
+		}
+		if errors.Is(err, raft.ErrRaftShutdown) {
+			return
+		}
+		// Lost it again, or the barrier failed: look again shortly.
+		retry.Reset(50 * time.Millisecond)
+	}
+}
+
+// unready stops taking writes and forgets the in-flight proposals, whose
+// outcome is unknown; acks=1 waiters learn theirs from their futures.
+func (r *Replica) unready() {
+	if r.readyTerm.Swap(0) == 0 {
+		return
+	}
+	r.proposeMu.Lock()
+	r.part.ClearInflight()
+	r.proposeMu.Unlock()
+	r.ackMu.Lock()
+	clear(r.acks1)
+	r.nAcks1.Store(0)
+	r.ackMu.Unlock()
+	r.lg.Info().Msg("no longer leader")
+}
+
+// proposal is one proposed produce batch. It is the partition's Pending for
+// the in-flight batch: Wait gives the base offset once the entry is
+// committed and applied.
+type proposal struct {
+	future raft.ApplyFuture // set under proposeMu before anyone can Wait
+	once   sync.Once
+	done   chan struct{}
+	off    int64
+	err    error
+
+	// acks=1: closed when the leader's log has fsynced the entry.
+	stored    chan struct{}
+	storedOff int64
+}
+
+func (p *proposal) Done() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Wait resolves the future once (raft's futures are single-reader).
+func (p *proposal) Wait() (int64, error) {
+	p.once.Do(func() {
+		defer close(p.done)
+		if err := p.future.Error(); err != nil {
+			p.err = err
+			return
+		}
+		switch v := p.future.Response().(type) {
+		case int64:
+			p.off = v
+		case error:
+			p.err = v
+		default:
+			p.err = fmt.Errorf("replication: produce applied with response %v (%T)", v, v)
+		}
+	})
+	return p.off, p.err
+}
+
+// Produce proposes one produced batch (records: exactly one RecordBatch
+// v2). It copies records behind the command tag; ProduceCommand avoids the
+// copy. acks: -1 answers once the batch is committed (fsynced by a
+// majority) and applied; 1 once the leader's log has fsynced it; 0 at once
+// (the returned wait does not block). A duplicate of a recent batch of an
+// idempotent producer is answered with the original's offset.
+func (r *Replica) Produce(records []byte, acks int16) (wait func() (partition.ProduceResult, error)) {
+	cmd := make([]byte, 1+len(records))
+	copy(cmd[1:], records)
+	return r.ProduceCommand(cmd, acks)
+}
+
+// ProduceCommand is Produce without the copy: cmd[0] is a spare byte the
+// replica overwrites with CmdProduce, and cmd[1:] is the batch. raft keeps
+// cmd until the entry is applied (the log stamps the base offset into it
+// and the leader's FSM reads it), so with acks=-1 the caller may reuse it
+// once wait has returned success; with acks=0 or 1, or after an error
+// (the entry may still commit), it must never reuse it and lets the
+// garbage collector have it.
+func (r *Replica) ProduceCommand(cmd []byte, acks int16) (wait func() (partition.ProduceResult, error)) {
+	if len(cmd) < 2 {
+		return failed(kerr.CorruptMessage)
+	}
+	if !r.Ready() {
+		return failed(kerr.NotLeaderForPartition)
+	}
+	pr, err := r.part.Prepare(cmd[1:])
+	if err != nil {
+		return failed(err)
+	}
+	if len(pr.Batch) != len(cmd)-1 {
+		return failed(kerr.CorruptMessage)
+	}
+	cmd[0] = CmdProduce
+	h := pr.Header
+	prop := &proposal{done: make(chan struct{})}
+	if acks == 1 {
+		prop.stored = make(chan struct{})
+	}
+	r.proposeMu.Lock()
+	if !r.Ready() {
+		r.proposeMu.Unlock()
+		return failed(kerr.NotLeaderForPartition)
+	}
+	if h.ProducerID >= 0 {
+		dup, err := r.part.Sequence(h, prop)
+		if err != nil {
+			r.proposeMu.Unlock()
+			return failed(err)
+		}
+		if dup != nil {
+			r.proposeMu.Unlock()
+			if acks == 0 {
+				return r.noAck(pr)
+			}
+			return func() (partition.ProduceResult, error) {
+				off, err := dup.Wait()
+				if err != nil {
+					return partition.ProduceResult{}, r.kafkaErr(err)
+				}
+				return r.result(off, pr), nil
+			}
+		}
+	}
+	if acks == 1 {
+		r.ackMu.Lock()
+		r.acks1[&cmd[0]] = prop
+		r.nAcks1.Add(1)
+		r.ackMu.Unlock()
+	}
+	prop.future = r.raft.Apply(cmd, 0)
+	r.proposeMu.Unlock()
+
+	switch acks {
+	case 0:
+		return r.noAck(pr)
+	case 1:
+		return func() (partition.ProduceResult, error) {
+			select {
+			case <-prop.stored:
+				return r.result(prop.storedOff, pr), nil
+			default:
+			}
+			go prop.Wait() // resolves done; ends with the proposal's future
+			select {
+			case <-prop.stored:
+				return r.result(prop.storedOff, pr), nil
+			case <-prop.done:
+			}
+			r.ackMu.Lock()
+			if r.acks1[&cmd[0]] == prop {
+				delete(r.acks1, &cmd[0])
+				r.nAcks1.Add(-1)
+			}
+			r.ackMu.Unlock()
+			select {
+			case <-prop.stored: // stored, then failed to commit: acks=1 is satisfied
+				return r.result(prop.storedOff, pr), nil
+			default:
+			}
+			off, err := prop.Wait()
+			if err != nil {
+				return partition.ProduceResult{}, r.kafkaErr(err)
+			}
+			return r.result(off, pr), nil
+		}
+	default:
+		return func() (partition.ProduceResult, error) {
+			off, err := prop.Wait()
+			if err != nil {
+				return partition.ProduceResult{}, r.kafkaErr(err)
+			}
+			return r.result(off, pr), nil
+		}
+	}
+}
+
+func (r *Replica) noAck(pr partition.Prepared) func() (partition.ProduceResult, error) {
+	return func() (partition.ProduceResult, error) {
+		return partition.ProduceResult{BaseOffset: -1, LogAppendTime: pr.LogAppendTime, LogStartOffset: r.part.LogStartOffset()}, nil
+	}
+}
+
+func (r *Replica) result(off int64, pr partition.Prepared) partition.ProduceResult {
+	return partition.ProduceResult{BaseOffset: off, LogAppendTime: pr.LogAppendTime, LogStartOffset: r.part.LogStartOffset()}
+}
+
+func failed(err error) func() (partition.ProduceResult, error) {
+	return func() (partition.ProduceResult, error) { return partition.ProduceResult{}, err }
+}
+
+// onStored is the LogStore's hook after a successful StoreLogs: on the
+// leader, the entries are the proposers' own raft.Logs, whose Data is the
+// command buffer, so an acks=1 proposal is found by its first byte's
+// address. The log stamped the base offset into the batch.
+func (r *Replica) onStored(logs []*raft.Log) {
+	if r.nAcks1.Load() == 0 {
+		return
+	}
+	r.ackMu.Lock()
+	defer r.ackMu.Unlock()
+	for _, l := range logs {
+		if !isProduce(l.Data) || len(l.Data) < 9 {
+			continue
+		}
+		p := r.acks1[&l.Data[0]]
+		if p == nil {
+			continue
+		}
+		delete(r.acks1, &l.Data[0])
+		r.nAcks1.Add(-1)
+		p.storedOff = int64(binary.BigEndian.Uint64(l.Data[1:9]))
+		close(p.stored)
+	}
+}
+
+// kafkaErr maps an error from raft, the FSM or the log onto a Kafka code.
+func (r *Replica) kafkaErr(err error) error {
+	var ke *kerr.Error
+	switch {
+	case errors.As(err, &ke):
+		return err
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrRaftShutdown),
+		errors.Is(err, raft.ErrAbortedByRestore), errors.Is(err, raft.ErrNotVoter):
+		return kerr.NotLeaderForPartition
+	}
+	r.lg.Error().Err(err).Msg("replica storage error")
+	return kerr.KafkaStorageError
+}
+
+// ListOffset answers ListOffsets on the leader: after it is ready (it has
+// applied its whole log in this term), VerifyLeader confirms that a
+// quorum still follows it (the ReadIndex recipe), so the high watermark
+// it reads covers every acknowledged write. Elsewhere it is
+// NOT_LEADER_FOR_PARTITION.
+func (r *Replica) ListOffset(ts int64) (offset, timestamp int64, err error) {
+	if !r.Ready() {
+		return 0, 0, kerr.NotLeaderForPartition
+	}
+	if err := r.raft.VerifyLeader().Error(); err != nil {
+		return 0, 0, r.kafkaErr(err)
+	}
+	return r.part.ListOffset(ts)
+}
+
+// DeleteRecords moves the log start of every replica to offset (-1: the
+// high watermark), through a replicated command, and returns the new low
+// watermark. Leader only.
+func (r *Replica) DeleteRecords(offset int64) (lowWatermark int64, err error) {
+	if !r.Ready() {
+		return 0, kerr.NotLeaderForPartition
+	}
+	hw := r.part.HighWatermark()
+	if offset == -1 {
+		offset = hw
+	}
+	if offset < 0 || offset > hw {
+		return 0, kerr.OffsetOutOfRange
+	}
+	if offset <= r.part.LogStartOffset() {
+		return r.part.LogStartOffset(), nil
+	}
+	if err := r.propose(appendDeleteBefore(nil, CmdDeleteRecords, offset)); err != nil {
+		return 0, err
+	}
+	return r.part.LogStartOffset(), nil
+}
+
+// ApplyRetention is called periodically on every replica. The leader
+// proposes a CmdRetention command when retention.ms or retention.bytes
+// would move the log start (never past the high watermark); every replica
+// applies it. Every replica also removes the segments below the log start
+// that its snapshots no longer need, taking a snapshot first when only
+// that holds the removal up.
+func (r *Replica) ApplyRetention() error {
+	if r.Ready() {
+		if cut := r.part.RetentionCut(); cut > r.part.LogStartOffset() {
+			if err := r.propose(appendDeleteBefore(nil, CmdRetention, cut)); err != nil {
+				return err
+			}
+		}
+	}
+	blocked, err := r.fsm.trim()
+	if err != nil {
+		return r.kafkaErr(err)
+	}
+	if blocked {
+		// Persist trims again once the snapshot is stored.
+		err := r.raft.Snapshot().Error()
+		if err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+			return r.kafkaErr(err)
+		}
+	}
+	return nil
+}
+
+func (r *Replica) propose(cmd []byte) error {
+	f := r.raft.Apply(cmd, 0)
+	if err := f.Error(); err != nil {
+		return r.kafkaErr(err)
+	}
+	if err, ok := f.Response().(error); ok {
+		return r.kafkaErr(err)
+	}
+	return nil
+}
+
+// Close takes a snapshot (so that the next open replays nothing), shuts
+// raft down and closes the partition. It is idempotent.
+func (r *Replica) Close() error {
+	r.closeOnce.Do(func() {
+		if err := r.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+			r.lg.Warn().Err(err).Msg("snapshot at close")
+		}
+		close(r.closing)
+		err := r.raft.Shutdown().Error()
+		r.raft.DeregisterObserver(r.obs)
+		<-r.watched
+		r.readyTerm.Store(0)
+		if cerr := r.part.Close(); err == nil {
+			err = cerr
+		}
+		r.closeErr = err
+	})
+	return r.closeErr
+}
