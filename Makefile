@@ -7,16 +7,22 @@ FUZZTIME    ?= 10s
 BENCHTIME   ?= 2s
 DATA        ?= ./data
 
-.PHONY: help build run test test-deps verify bench fuzz tools clean
+.PHONY: help build run cluster cluster-stop test test-deps verify bench fuzz tools clean
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 build: ## build sluiced, sluicectl and sluice-bench into bin/
 	$(GO) build -o bin/ ./cmd/...
 
 run: build ## run the broker on an embedded single-node default (data in ./data, Kafka on 127.0.0.1:9092)
 	./bin/sluiced --data-dir $(DATA)
+
+cluster: build ## start a local 3-broker cluster in the background (Kafka on 127.0.0.1:9092-9094; PIDs in ./data/cluster/nodeN.pid)
+	SKIP_BUILD=1 ./scripts/cluster.sh start
+
+cluster-stop: ## stop the local cluster started by make cluster
+	./scripts/cluster.sh stop
 
 test: test-deps ## run every test (race detector on) and the fuzz seed corpora
 	$(GO) test -race -count=1 -timeout 30m ./...

@@ -7,18 +7,30 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/broker/controller"
 )
 
+// createTopics creates topics through the controller. Like Kafka, only
+// the controller leader takes the request; other brokers answer
+// NOT_CONTROLLER, so clients refresh metadata and send it there.
 func (b *Broker) createTopics(r *kmsg.CreateTopicsRequest) kmsg.Response {
 	resp := r.ResponseKind().(*kmsg.CreateTopicsResponse)
 	seen := map[string]int{}
 	for _, rt := range r.Topics {
 		seen[rt.Topic]++
 	}
+	leader := b.ctrl.IsLeader()
 	for _, rt := range r.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
-		t, err := b.createOne(rt, seen[rt.Topic] > 1, r.ValidateOnly)
+		var t *topic
+		var err error
+		if !leader {
+			err = kerr.NotController
+		} else {
+			t, err = b.createOne(rt, seen[rt.Topic] > 1, r.ValidateOnly)
+		}
 		st.ErrorCode, st.ErrorMessage = code(err), message(err)
 		if err == nil {
 			st.TopicID = t.id
@@ -26,7 +38,12 @@ func (b *Broker) createTopics(r *kmsg.CreateTopicsRequest) kmsg.Response {
 			if st.NumPartitions <= 0 {
 				st.NumPartitions = b.cfg.DefaultPartitions
 			}
-			st.ReplicationFactor = 1
+			st.ReplicationFactor = rt.ReplicationFactor
+			if len(rt.ReplicaAssignment) > 0 {
+				st.ReplicationFactor = int16(len(rt.ReplicaAssignment[0].Replicas))
+			} else if st.ReplicationFactor <= 0 {
+				st.ReplicationFactor = b.cfg.DefaultReplicationFactor
+			}
 			for _, name := range sortedKeys(effectiveConfigs(b.reg.defaults, t.overrides)) {
 				c := kmsg.NewCreateTopicsResponseTopicConfig()
 				v := effectiveConfigs(b.reg.defaults, t.overrides)[name]
@@ -44,31 +61,32 @@ func (b *Broker) createOne(rt kmsg.CreateTopicsRequestTopic, duplicate, validate
 		return nil, terr(kerr.InvalidRequest, "topic %q appears more than once in the request", rt.Topic)
 	}
 	n, rf := rt.NumPartitions, rt.ReplicationFactor
+	var assignments [][]int32
 	if len(rt.ReplicaAssignment) > 0 {
 		if n != -1 || rf != -1 {
 			return nil, terr(kerr.InvalidRequest, "give either a replica assignment or partition count and replication factor")
 		}
-		seen := make([]bool, len(rt.ReplicaAssignment))
+		if len(rt.ReplicaAssignment) > controller.MaxPartitions {
+			return nil, terr(kerr.InvalidPartitions, "%d partitions; the limit is %d", len(rt.ReplicaAssignment), controller.MaxPartitions)
+		}
+		assignments = make([][]int32, len(rt.ReplicaAssignment))
 		for _, a := range rt.ReplicaAssignment {
 			// As Kafka: the assigned partitions are 0 to n-1, each once.
-			if a.Partition < 0 || int(a.Partition) >= len(seen) || seen[a.Partition] {
-				return nil, terr(kerr.InvalidReplicaAssignment, "partition %d: the %d assigned partitions must be numbered 0 to %d, each once", a.Partition, len(seen), len(seen)-1)
+			if a.Partition < 0 || int(a.Partition) >= len(assignments) || assignments[a.Partition] != nil {
+				return nil, terr(kerr.InvalidReplicaAssignment, "partition %d: the %d assigned partitions must be numbered 0 to %d, each once", a.Partition, len(assignments), len(assignments)-1)
 			}
-			seen[a.Partition] = true
-			if len(a.Replicas) != 1 || a.Replicas[0] != b.cfg.NodeID {
-				return nil, terr(kerr.InvalidReplicaAssignment, "partition %d: replicas %v; this single node is broker %d", a.Partition, a.Replicas, b.cfg.NodeID)
+			if len(a.Replicas) == 0 {
+				return nil, terr(kerr.InvalidReplicaAssignment, "partition %d has no replicas", a.Partition)
 			}
+			assignments[a.Partition] = a.Replicas
 		}
-		n, rf = int32(len(rt.ReplicaAssignment)), 1
+		n = int32(len(rt.ReplicaAssignment))
 	}
 	if n == -1 {
 		n = b.cfg.DefaultPartitions
 	}
 	if rf == -1 {
 		rf = b.cfg.DefaultReplicationFactor
-	}
-	if rf != 1 {
-		return nil, terr(kerr.InvalidReplicationFactor, "replication factor %d; a single-node broker has 1 replica", rf)
 	}
 	cfgs := map[string]string{}
 	for _, c := range rt.Configs {
@@ -77,7 +95,7 @@ func (b *Broker) createOne(rt kmsg.CreateTopicsRequestTopic, duplicate, validate
 		}
 		cfgs[c.Name] = *c.Value
 	}
-	return b.reg.create(rt.Topic, n, cfgs, validateOnly)
+	return b.reg.create(rt.Topic, n, rf, assignments, cfgs, validateOnly)
 }
 
 func sortedKeys(m map[string]string) []string {
@@ -114,6 +132,8 @@ func (b *Broker) deleteTopics(r *kmsg.DeleteTopicsRequest) kmsg.Response {
 		}
 		var err error
 		switch {
+		case !b.ctrl.IsLeader():
+			err = kerr.NotController
 		case t == nil && rt.Topic == nil:
 			err = kerr.UnknownTopicID
 		case t == nil:
@@ -138,7 +158,9 @@ func (b *Broker) createPartitions(r *kmsg.CreatePartitionsRequest) kmsg.Response
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
 		var err error
-		if t := b.reg.get(rt.Topic); t == nil {
+		if t := b.reg.get(rt.Topic); !b.ctrl.IsLeader() {
+			err = kerr.NotController
+		} else if t == nil {
 			err = kerr.UnknownTopicOrPartition
 		} else {
 			err = b.reg.addPartitions(t, rt.Count, r.ValidateOnly)
@@ -339,7 +361,7 @@ func (b *Broker) deleteRecords(r *kmsg.DeleteRecordsRequest) kmsg.Response {
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition, sp.LowWatermark = rp.Partition, -1
 			if p := t.partition(rp.Partition); p == nil {
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				sp.ErrorCode = t.partitionError(rp.Partition).Code
 			} else if lw, err := p.DeleteRecords(rp.Offset); err != nil {
 				sp.ErrorCode = code(err)
 			} else {

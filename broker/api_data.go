@@ -13,10 +13,12 @@ import (
 	"github.com/sluicemq/sluice/protocol"
 )
 
-// produce validates and queues every partition's batch now, in request
-// order, and waits for durability in the responder. acks=1 and acks=-1 both
-// wait for the local fsync on a single node; acks=0 sends no response, and
-// closes the connection if any partition was refused.
+// produce validates and proposes every partition's batch now, in request
+// order, and waits in the responder: acks=-1 until a majority of the
+// partition's replicas has fsynced it (raft commit), acks=1 until the
+// leader has, acks=0 not at all (no response; the connection is closed if
+// any partition was refused). A partition not led here answers
+// NOT_LEADER_OR_FOLLOWER, so clients refresh metadata and retry.
 func (b *Broker) produce(r *kmsg.ProduceRequest) responder {
 	resp := r.ResponseKind().(*kmsg.ProduceResponse)
 	type wait struct {
@@ -43,13 +45,13 @@ func (b *Broker) produce(r *kmsg.ProduceRequest) responder {
 			case refuse != nil:
 				sp.ErrorCode = code(refuse)
 			case p == nil:
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				sp.ErrorCode = t.partitionError(rp.Partition).Code
 			case r.Version < 7 && isZstd(rp.Records):
 				// KIP-110: zstd needs Produce v7+, as Kafka enforces.
 				sp.ErrorCode = kerr.UnsupportedCompressionType.Code
 			default:
 				b.metrics.AddBytesIn(rt.Topic, len(rp.Records))
-				waits = append(waits, wait{ti, len(st.Partitions), p.Produce(rp.Records)})
+				waits = append(waits, wait{ti, len(st.Partitions), p.Produce(rp.Records, r.Acks)})
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
@@ -163,13 +165,16 @@ func (b *Broker) fetchOnce(r *kmsg.FetchRequest) (*splicedResponse, int, []<-cha
 			sp := kmsg.NewFetchResponseTopicPartition()
 			// Empty, not null: librdkafka refuses a null record set.
 			sp.Partition, sp.RecordBatches = rp.Partition, []byte{}
-			p := t.partition(rp.Partition)
+			rep := t.partition(rp.Partition)
 			switch {
 			case t == nil && r.Version >= 13:
 				sp.ErrorCode, failed = kerr.UnknownTopicID.Code, true
-			case p == nil:
-				sp.ErrorCode, failed = kerr.UnknownTopicOrPartition.Code, true
+			case rep == nil:
+				// Any replica serves committed data; one hosted elsewhere
+				// sends the client back to metadata.
+				sp.ErrorCode, failed = t.partitionError(rp.Partition).Code, true
 			default:
+				p := rep.Partition()
 				limit := min(int(rp.PartitionMaxBytes), remaining)
 				if limit <= 0 && total > 0 {
 					// No room left: report offsets only (KIP-74 lets the
@@ -219,7 +224,7 @@ func (b *Broker) listOffsets(r *kmsg.ListOffsetsRequest) kmsg.Response {
 			sp.Partition = rp.Partition
 			p := t.partition(rp.Partition)
 			if p == nil {
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				sp.ErrorCode = t.partitionError(rp.Partition).Code
 			} else if off, ts, err := p.ListOffset(rp.Timestamp); err != nil {
 				sp.ErrorCode = code(err)
 			} else {

@@ -736,6 +736,9 @@ func TestBadInput(t *testing.T) {
 	h.mustRoundTrip(createTopicReq(7, false,
 		newTopic(tGood, 2, 1), newTopic(tVictim, 1, 1), newTopic(tIdem, 1, 1), newTopic(tTrimmed, 1, 1), newTopic(tCfg, 1, 1),
 		newTopic(tBig, 1, 1, kv("max.message.bytes", biStr("16777216")))))
+	for _, name := range []string{tGood, tVictim, tIdem, tTrimmed, tCfg, tBig} {
+		waitLeaders(t, b, name)
+	}
 	goodBatches := map[int32][][]byte{
 		0: {mustBuild(t, biRecords(3, "p0-none"), batch.BuildOptions{BaseTimestamp: 1700000000000}),
 			mustBuild(t, biRecords(4, "p0-gzip"), batch.BuildOptions{Codec: batch.CodecGzip, BaseTimestamp: 1700000001000}),
@@ -809,7 +812,7 @@ func TestBadInput(t *testing.T) {
 		if err := h.stillServing(); err != nil {
 			t.Fatalf("after case %d %q the broker stopped serving: %v", i, tc.name, err)
 		}
-		if hw := b.reg.get(tVictim).parts[0].HighWatermark(); hw != 0 {
+		if hw := b.reg.get(tVictim).parts[0].Partition().HighWatermark(); hw != 0 {
 			t.Fatalf("after case %d %q topic %s holds %d records: a refused batch was stored", i, tc.name, tVictim, hw)
 		}
 		switch tc.kind {
@@ -859,15 +862,13 @@ func TestBadInput(t *testing.T) {
 	if got := topicNames(b); !reflect.DeepEqual(got, topicsBefore) {
 		t.Errorf("topics %v after the cases, want %v", got, topicsBefore)
 	}
-	if hw := b.reg.get(tIdem).parts[0].HighWatermark(); hw != 3 {
+	if hw := b.reg.get(tIdem).parts[0].Partition().HighWatermark(); hw != 3 {
 		t.Errorf("topic %s high watermark %d, want 3", tIdem, hw)
 	}
-	if p := b.reg.get(tTrimmed).parts[0]; p.LogStartOffset() != 3 || p.HighWatermark() != 5 {
+	if p := b.reg.get(tTrimmed).parts[0].Partition(); p.LogStartOffset() != 3 || p.HighWatermark() != 5 {
 		t.Errorf("topic %s offsets [%d, %d), want [3, 5)", tTrimmed, p.LogStartOffset(), p.HighWatermark())
 	}
-	b.reg.mu.RLock()
-	overrides := fmt.Sprint(b.reg.topics[tCfg].overrides)
-	b.reg.mu.RUnlock()
+	overrides := fmt.Sprint(b.reg.get(tCfg).overrides)
 	if overrides != "map[]" {
 		t.Errorf("topic %s has config overrides %s after refused changes", tCfg, overrides)
 	}
@@ -1231,7 +1232,7 @@ func badInputCases(t *testing.T, h *badHarness, pid int64, idemBatch []byte, goo
 	}
 	idemProd := func(bt []byte) *kmsg.ProduceRequest { return produceReq(9, -1, tIdem, 0, bt) }
 	idemHW := func() error {
-		if hw := b.reg.get(tIdem).parts[0].HighWatermark(); hw != 3 {
+		if hw := b.reg.get(tIdem).parts[0].Partition().HighWatermark(); hw != 3 {
 			return fmt.Errorf("topic %s has %d records, want 3", tIdem, hw)
 		}
 		return nil
@@ -1538,7 +1539,7 @@ func wantOffset(off int64) func(kmsg.Response) error {
 }
 
 func emptyTopic(b *Broker, name string) error {
-	if hw := b.reg.get(name).parts[0].HighWatermark(); hw != 0 {
+	if hw := b.reg.get(name).parts[0].Partition().HighWatermark(); hw != 0 {
 		return fmt.Errorf("topic %s holds %d records", name, hw)
 	}
 	return nil
@@ -1553,8 +1554,9 @@ func emptyTopic(b *Broker, name string) error {
 // ApiVersions. One broker serves each fuzzing process.
 func FuzzBrokerRequest(f *testing.F) {
 	cfg := config.Default()
-	cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr = f.TempDir(), "127.0.0.1:0", "127.0.0.1:0"
+	cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr, cfg.RaftAddr = f.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.FetchMaxWaitMax = 50 * time.Millisecond
+	cfg.RaftHeartbeatTimeout = 100 * time.Millisecond
 	cfg.AutoCreateTopics = false
 	b, err := New(cfg, zerolog.Nop())
 	if err != nil {
@@ -1564,9 +1566,11 @@ func FuzzBrokerRequest(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { b.Shutdown(context.Background()) })
-	if _, err := b.reg.create("fz", 2, nil, false); err != nil {
+	waitUntil(f, "broker ready", b.Ready)
+	if _, err := b.reg.create("fz", 2, 1, nil, nil, false); err != nil {
 		f.Fatal(err)
 	}
+	waitLeaders(f, b, "fz")
 	h := &badHarness{b: b, addr: b.KafkaAddr()}
 	probe := encodeReq(apiVersionsReq(3))
 	f.Fuzz(func(t *testing.T, in []byte) {

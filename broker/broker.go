@@ -1,5 +1,7 @@
 // Package broker is the Sluice server: it wires the Kafka listener, request
-// routing, topics and partitions, the HTTP admin port and metrics.
+// routing, the controller replica, the partition replicas placed on this
+// broker (reconciled from the controller's metadata), the internal raft
+// listener, the HTTP admin port and metrics.
 //
 // Concurrency: each connection has a reader goroutine that decodes requests
 // and starts them in arrival order (so a producer's batches reach a
@@ -14,25 +16,36 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicemq/sluice/broker/config"
+	"github.com/sluicemq/sluice/broker/controller"
 	"github.com/sluicemq/sluice/broker/metrics"
-	"github.com/sluicemq/sluice/partition"
+	"github.com/sluicemq/sluice/replication"
+	"github.com/sluicemq/sluice/replication/transport"
 )
 
-// Broker is a single-node Sluice server.
+// Broker is one Sluice server: a member of the controller group and a
+// replica of the partitions placed on it.
 type Broker struct {
 	cfg     config.Config
 	lg      zerolog.Logger
 	reg     *registry
 	metrics *metrics.Metrics
 	http    *metrics.Server
+
+	mux    *transport.Mux
+	voters []config.Voter
+	stable *replication.StableDB
+	ctrl   *controller.Controller
 
 	ln       net.Listener
 	advHost  string
@@ -43,12 +56,14 @@ type Broker struct {
 
 	connMu sync.Mutex
 	conns  map[*conn]struct{}
-	connWG sync.WaitGroup
-	bgWG   sync.WaitGroup
+	connWG   sync.WaitGroup
+	bgWG     sync.WaitGroup
+	reportWG sync.WaitGroup
 }
 
-// New opens the data directory (refusing one that belongs to another node)
-// and every partition in it. Start makes it serve.
+// New checks the configuration and the data directory's identity
+// (refusing one that belongs to another node or cluster). Start makes it
+// serve.
 func New(cfg config.Config, lg zerolog.Logger) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -65,22 +80,61 @@ func New(cfg config.Config, lg zerolog.Logger) (*Broker, error) {
 	if _, err := validateTopicConfigs(defaults); err != nil {
 		return nil, fmt.Errorf("broker: topic defaults: %w", err)
 	}
-	b := &Broker{cfg: cfg, lg: lg, metrics: metrics.New(), closing: make(chan struct{}), conns: map[*conn]struct{}{}}
-	plg := lg.With().Str("component", "partition").Logger()
-	reg, err := openRegistry(cfg.DataDir, cfg.NodeID, cfg.ClusterID, defaults, partition.Options{Logger: &plg}, lg)
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "topics"), 0o755); err != nil {
+		return nil, err
+	}
+	ident, err := checkIdentity(cfg.DataDir, cfg.NodeID, cfg.ClusterID)
 	if err != nil {
 		return nil, err
 	}
-	b.reg = reg
+	b := &Broker{cfg: cfg, lg: lg, metrics: metrics.New(), closing: make(chan struct{}), conns: map[*conn]struct{}{}}
+	b.reg = newRegistry(b, ident, defaults)
 	b.metrics.SetPartitionSource(b.partitionStats)
 	return b, nil
 }
 
-// Start listens on the Kafka and HTTP addresses and serves until Shutdown.
+// Start opens the internal listener and the controller replica, then the
+// Kafka and HTTP listeners. Replicas open as the metadata assigns them;
+// the broker reports ready once its registration is applied.
 func (b *Broker) Start() error {
+	voters, err := b.cfg.Voters()
+	if err != nil {
+		return err
+	}
+	b.mux, err = transport.Listen(b.cfg.RaftAddr, transport.Options{
+		Logger: b.lg.With().Str("component", "transport").Logger(), Advertise: raft.ServerAddress(b.cfg.AdvertisedRaft()),
+	})
+	if err != nil {
+		return fmt.Errorf("broker: listen %s: %w", b.cfg.RaftAddr, err)
+	}
+	fail := func(err error) error {
+		b.closeStorage()
+		return err
+	}
+	if b.cfg.ControllerVoters == "" {
+		// Alone: the bound address, in case raft_addr asked for port 0.
+		voters = []config.Voter{{ID: b.cfg.NodeID, RaftAddr: string(b.mux.Addr())}}
+	}
+	b.voters = voters
+	b.stable, err = replication.OpenStableDB(filepath.Join(b.cfg.DataDir, "raft.db"))
+	if err != nil {
+		return fail(err)
+	}
+	cv := make([]controller.Voter, len(voters))
+	for i, v := range voters {
+		cv[i] = controller.Voter{ID: v.ID, RaftAddr: v.RaftAddr}
+	}
+	b.ctrl, err = controller.Open(controller.Config{
+		NodeID: b.cfg.NodeID, RaftAddr: string(b.mux.Addr()), Dir: filepath.Join(b.cfg.DataDir, "controller"),
+		Voters: cv, Transport: b.mux.Group("controller"), RPC: b.mux, Stable: b.stable.Group("controller"),
+		Tune: b.tuneRaft, Logger: b.lg,
+	})
+	if err != nil {
+		return fail(err)
+	}
 	ln, err := net.Listen("tcp", b.cfg.KafkaAddr)
 	if err != nil {
-		return fmt.Errorf("broker: listen %s: %w", b.cfg.KafkaAddr, err)
+		return fail(fmt.Errorf("broker: listen %s: %w", b.cfg.KafkaAddr, err))
 	}
 	b.ln = ln
 	adv := b.cfg.AdvertisedKafkaAddr
@@ -90,26 +144,125 @@ func (b *Broker) Start() error {
 	host, port, err := net.SplitHostPort(adv)
 	if err != nil {
 		ln.Close()
-		return fmt.Errorf("broker: advertised address %q: %w", adv, err)
+		return fail(fmt.Errorf("broker: advertised address %q: %w", adv, err))
 	}
 	p, err := strconv.ParseInt(port, 10, 32)
 	if err != nil {
 		ln.Close()
-		return fmt.Errorf("broker: advertised port %q: %w", port, err)
+		return fail(fmt.Errorf("broker: advertised port %q: %w", port, err))
 	}
 	b.advHost, b.advPort = host, int32(p)
 	b.http = metrics.NewServer(b.cfg.HTTPAddr, b.metrics, b.readyErr, b.lg)
 	if err := b.http.Start(); err != nil {
 		ln.Close()
-		return err
+		return fail(err)
 	}
-	b.bgWG.Add(2)
+	b.bgWG.Add(4)
 	go b.acceptLoop()
 	go b.retentionLoop()
-	b.ready.Store(true)
+	go b.reg.reconcileLoop()
+	go b.registerLoop()
 	b.lg.Info().Str("kafka_addr", ln.Addr().String()).Str("advertised", adv).Str("http_addr", b.http.Addr()).
-		Str("data_dir", b.cfg.DataDir).Str("cluster_id", b.reg.meta.ClusterID).Int32("node_id", b.cfg.NodeID).Msg("sluiced serving")
+		Str("raft_addr", string(b.mux.Addr())).Int("controller_voters", len(voters)).
+		Str("data_dir", b.cfg.DataDir).Int32("node_id", b.cfg.NodeID).Msg("sluiced serving")
 	return nil
+}
+
+// tuneRaft applies the broker's raft timing to a group's configuration.
+func (b *Broker) tuneRaft(c *raft.Config) {
+	c.HeartbeatTimeout = b.cfg.RaftHeartbeatTimeout
+	c.ElectionTimeout = b.cfg.RaftHeartbeatTimeout
+	c.LeaderLeaseTimeout = min(c.LeaderLeaseTimeout, b.cfg.RaftHeartbeatTimeout/2)
+}
+
+// registerLoop joins the controller group (a non-voter asks to be added),
+// registers this broker's addresses, settles the cluster id, and then
+// marks the broker ready. It retries until it succeeds or the broker stops.
+func (b *Broker) registerLoop() {
+	defer b.bgWG.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-b.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := b.ctrl.Join(ctx); err != nil {
+		return
+	}
+	info := &controller.BrokerInfo{ID: b.cfg.NodeID, Host: b.advHost, Port: b.advPort, RaftAddr: string(b.mux.Addr()), HTTPAddr: b.http.Addr()}
+	for _, v := range b.voters {
+		info.Voter = info.Voter || v.ID == b.cfg.NodeID
+	}
+	if _, err := b.ctrl.Propose(ctx, controller.Command{Op: controller.OpRegisterBroker, Broker: info}); err != nil {
+		return
+	}
+	cid := b.reg.clusterID()
+	if cid == "" {
+		cid = b.cfg.ClusterID
+	}
+	if cid == "" {
+		cid = newClusterID()
+	}
+	if b.ctrl.State().ClusterID == "" {
+		if _, err := b.ctrl.Propose(ctx, controller.Command{Op: controller.OpInit, ClusterID: cid}); err != nil {
+			return
+		}
+	}
+	got := b.ctrl.State().ClusterID
+	b.reg.idMu.Lock()
+	mine := b.reg.ident.ClusterID
+	if mine == "" {
+		b.reg.ident.ClusterID = got
+		if err := writeIdentity(b.cfg.DataDir, b.reg.ident); err != nil {
+			b.lg.Error().Err(err).Msg("cannot record the cluster id in node.json")
+		}
+	}
+	b.reg.idMu.Unlock()
+	if mine != "" && mine != got {
+		b.lg.Error().Str("data_dir_cluster_id", mine).Str("cluster_id", got).
+			Msg("this data directory belongs to another cluster; refusing to serve (readyz stays failing)")
+		return
+	}
+	b.reg.removeLeftovers()
+	b.ready.Store(true)
+	b.lg.Info().Str("cluster_id", got).Int32("controller_leader", b.ctrl.Leader()).Msg("registered with the controller")
+}
+
+// Ready reports whether the broker is registered with the controller and
+// serving (what /readyz answers).
+func (b *Broker) Ready() bool { return b.ready.Load() }
+
+// reportLeader tells the controller that this broker leads a partition
+// from term on, so brokers without a replica of it name the right leader
+// in metadata. It runs in the background; a lost report is corrected by
+// the next leader change (and replicas answer from raft directly).
+func (b *Broker) reportLeader(id controller.TopicID, p int32, term uint64) {
+	select {
+	case <-b.closing:
+		return
+	default:
+	}
+	// reportWG, not bgWG: replicas call this until they are closed, which
+	// is after bgWG has been waited for.
+	b.reportWG.Add(1)
+	go func() {
+		defer b.reportWG.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		go func() {
+			select {
+			case <-b.closing:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if _, err := b.ctrl.Propose(ctx, controller.Command{Op: controller.OpSetLeader, TopicID: id, Partition: p, Leader: b.cfg.NodeID, Term: term}); err != nil {
+			b.lg.Debug().Err(err).Str("topic_id", id.String()).Int32("partition", p).Msg("leader report not applied")
+		}
+	}()
 }
 
 // KafkaAddr is the bound Kafka listener address.
@@ -165,8 +318,9 @@ func (b *Broker) acceptLoop() {
 	}
 }
 
-// retentionLoop applies retention to every partition periodically, as
-// Kafka's log.retention.check.interval.ms, and snapshots producer state.
+// retentionLoop applies retention to every local replica periodically, as
+// Kafka's log.retention.check.interval.ms; only partition leaders act, by
+// proposing the new log start to their group.
 func (b *Broker) retentionLoop() {
 	defer b.bgWG.Done()
 	t := time.NewTicker(b.cfg.RetentionCheckInterval)
@@ -177,13 +331,12 @@ func (b *Broker) retentionLoop() {
 			return
 		case <-t.C:
 			for _, tp := range b.reg.list() {
-				for _, p := range tp.parts {
-					if _, err := p.ApplyRetention(); err != nil {
-						b.lg.Error().Err(err).Str("topic", tp.name).Int32("partition", p.Index()).Msg("retention")
+				for i, p := range tp.parts {
+					if p == nil {
+						continue
 					}
-					// Bounds what a crash restart rescans to rebuild producer state.
-					if err := p.SnapshotProducers(); err != nil {
-						b.lg.Error().Err(err).Str("topic", tp.name).Int32("partition", p.Index()).Msg("producer snapshot")
+					if err := p.ApplyRetention(); err != nil {
+						b.lg.Error().Err(err).Str("topic", tp.name).Int("partition", i).Msg("retention")
 					}
 				}
 			}
@@ -194,7 +347,11 @@ func (b *Broker) retentionLoop() {
 func (b *Broker) partitionStats() []metrics.PartitionStat {
 	var out []metrics.PartitionStat
 	for _, t := range b.reg.list() {
-		for _, p := range t.parts {
+		for _, r := range t.parts {
+			if r == nil {
+				continue
+			}
+			p := r.Partition()
 			out = append(out, metrics.PartitionStat{
 				Topic: t.name, Partition: p.Index(), LogStart: p.LogStartOffset(),
 				HighWatermark: p.HighWatermark(), LogEnd: p.Log().EndOffset(), SizeBytes: p.Log().Size(),
@@ -205,8 +362,8 @@ func (b *Broker) partitionStats() []metrics.PartitionStat {
 }
 
 // Shutdown stops accepting connections, lets in-flight requests finish
-// (bounded by ctx), closes connections, and closes every partition, which
-// syncs and snapshots producer state.
+// (bounded by ctx), closes connections, then closes every replica, the
+// controller replica and the internal listener.
 func (b *Broker) Shutdown(ctx context.Context) error {
 	b.stopOnce.Do(func() {
 		b.ready.Store(false)
@@ -236,8 +393,25 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		if b.http != nil {
 			b.http.Shutdown(ctx)
 		}
-		b.reg.close()
+		b.closeStorage()
 		b.lg.Info().Msg("sluiced stopped")
 	})
 	return nil
+}
+
+// closeStorage closes what Start opened, in reverse order.
+func (b *Broker) closeStorage() {
+	b.reg.close()
+	b.reportWG.Wait()
+	if b.ctrl != nil {
+		if err := b.ctrl.Close(); err != nil {
+			b.lg.Error().Err(err).Msg("close controller")
+		}
+	}
+	if b.mux != nil {
+		b.mux.Close()
+	}
+	if b.stable != nil {
+		b.stable.Close()
+	}
 }

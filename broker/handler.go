@@ -6,6 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicemq/sluice/broker/controller"
 	"github.com/sluicemq/sluice/protocol"
 )
 
@@ -84,8 +85,8 @@ func (b *Broker) apiVersions(r *kmsg.ApiVersionsRequest) kmsg.Response {
 
 func (b *Broker) describeCluster(r *kmsg.DescribeClusterRequest) kmsg.Response {
 	resp := r.ResponseKind().(*kmsg.DescribeClusterResponse)
-	resp.ClusterID = b.reg.meta.ClusterID
-	resp.ControllerID = b.cfg.NodeID
+	resp.ClusterID = b.reg.clusterID()
+	resp.ControllerID = b.ctrl.Leader()
 	resp.EndpointType = r.EndpointType
 	switch {
 	case r.Version >= 1 && r.EndpointType == 2: // controllers: this is a broker endpoint (KIP-919)
@@ -95,9 +96,11 @@ func (b *Broker) describeCluster(r *kmsg.DescribeClusterRequest) kmsg.Response {
 		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
 		return resp
 	}
-	br := kmsg.NewDescribeClusterResponseBroker()
-	br.NodeID, br.Host, br.Port = b.cfg.NodeID, b.advHost, b.advPort
-	resp.Brokers = append(resp.Brokers, br)
+	for _, br := range b.brokers() {
+		d := kmsg.NewDescribeClusterResponseBroker()
+		d.NodeID, d.Host, d.Port = br.NodeID, br.Host, br.Port
+		resp.Brokers = append(resp.Brokers, d)
+	}
 	return resp
 }
 
@@ -139,13 +142,44 @@ func (b *Broker) initProducerID(r *kmsg.InitProducerIDRequest) kmsg.Response {
 	return resp
 }
 
+// brokers lists the registered brokers; before this broker's registration
+// is applied it lists at least this broker, so clients can bootstrap.
+func (b *Broker) brokers() []kmsg.MetadataResponseBroker {
+	st := b.ctrl.State()
+	var out []kmsg.MetadataResponseBroker
+	for _, id := range st.BrokerIDs() {
+		info := st.Brokers[id]
+		br := kmsg.NewMetadataResponseBroker()
+		br.NodeID, br.Host, br.Port = info.ID, info.Host, info.Port
+		out = append(out, br)
+	}
+	if st.Brokers[b.cfg.NodeID] == nil {
+		br := kmsg.NewMetadataResponseBroker()
+		br.NodeID, br.Host, br.Port = b.cfg.NodeID, b.advHost, b.advPort
+		out = append(out, br)
+	}
+	return out
+}
+
+// leaderOf names partition i's leader: this broker's raft view when it
+// hosts a replica (freshest), otherwise the last leader reported to the
+// controller. -1 means unknown.
+func leaderOf(t *topic, i int) int32 {
+	if rep := t.parts[i]; rep != nil {
+		if id, _ := rep.Leader(); id != "" {
+			return controller.ParseServerID(id)
+		}
+		return -1
+	}
+	return t.assign[i].Leader
+}
+
 func (b *Broker) metadata(r *kmsg.MetadataRequest) kmsg.Response {
 	resp := r.ResponseKind().(*kmsg.MetadataResponse)
-	br := kmsg.NewMetadataResponseBroker()
-	br.NodeID, br.Host, br.Port = b.cfg.NodeID, b.advHost, b.advPort
-	resp.Brokers = []kmsg.MetadataResponseBroker{br}
-	resp.ClusterID = &b.reg.meta.ClusterID
-	resp.ControllerID = b.cfg.NodeID
+	resp.Brokers = b.brokers()
+	cid := b.reg.clusterID()
+	resp.ClusterID = &cid
+	resp.ControllerID = b.ctrl.Leader()
 
 	var topics []*topic
 	var missing []kmsg.MetadataResponseTopic
@@ -164,7 +198,7 @@ func (b *Broker) metadata(r *kmsg.MetadataRequest) kmsg.Response {
 		case rt.TopicID != [16]byte{}:
 			t = b.reg.getByID(rt.TopicID)
 		}
-		if t != nil {
+		if t != nil && t.assign != nil {
 			topics = append(topics, t)
 			continue
 		}
@@ -182,10 +216,14 @@ func (b *Broker) metadata(r *kmsg.MetadataRequest) kmsg.Response {
 		mt := kmsg.NewMetadataResponseTopic()
 		name := t.name
 		mt.Topic, mt.TopicID = &name, t.id
-		for i := range t.parts {
+		for i, a := range t.assign {
 			mp := kmsg.NewMetadataResponseTopicPartition()
-			mp.Partition, mp.Leader, mp.LeaderEpoch = int32(i), b.cfg.NodeID, 0
-			mp.Replicas, mp.ISR = []int32{b.cfg.NodeID}, []int32{b.cfg.NodeID}
+			mp.Partition, mp.Leader, mp.LeaderEpoch = int32(i), leaderOf(t, i), 0
+			if mp.Leader < 0 {
+				// An election is under way: clients retry this code.
+				mp.ErrorCode = kerr.LeaderNotAvailable.Code
+			}
+			mp.Replicas, mp.ISR = a.Replicas, a.Replicas
 			mt.Partitions = append(mt.Partitions, mp)
 		}
 		resp.Topics = append(resp.Topics, mt)
@@ -197,7 +235,7 @@ func (b *Broker) metadata(r *kmsg.MetadataRequest) kmsg.Response {
 // autoCreate creates a topic with the broker defaults, as Kafka's
 // auto.create.topics.enable does for Metadata and Produce.
 func (b *Broker) autoCreate(name string) (*topic, error) {
-	t, err := b.reg.create(name, b.cfg.DefaultPartitions, nil, false)
+	t, err := b.reg.create(name, b.cfg.DefaultPartitions, b.cfg.DefaultReplicationFactor, nil, nil, false)
 	if errors.Is(err, kerr.TopicAlreadyExists) {
 		return b.reg.get(name), nil
 	}

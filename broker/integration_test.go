@@ -23,8 +23,9 @@ import (
 func startBroker(t *testing.T, dir string, mod ...func(*config.Config)) *Broker {
 	t.Helper()
 	cfg := config.Default()
-	cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr = dir, "127.0.0.1:0", "127.0.0.1:0"
+	cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr, cfg.RaftAddr = dir, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.FetchMaxWaitMax = 2 * time.Second
+	cfg.RaftHeartbeatTimeout = 100 * time.Millisecond
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -36,7 +37,38 @@ func startBroker(t *testing.T, dir string, mod ...func(*config.Config)) *Broker 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Shutdown(context.Background()) })
+	waitUntil(t, "broker ready", b.Ready)
 	return b
+}
+
+// waitUntil polls ok for up to 20 s.
+func waitUntil(t testing.TB, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 20s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitLeaders waits until every partition of topic has a leader here, so
+// raw requests that bypass a client's retries find one.
+func waitLeaders(t testing.TB, b *Broker, topic string) {
+	t.Helper()
+	waitUntil(t, "leaders of "+topic, func() bool {
+		tp := b.reg.get(topic)
+		if tp == nil {
+			return false
+		}
+		for _, p := range tp.parts {
+			if id, _ := p.Leader(); p == nil || id == "" {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 func newClient(t *testing.T, b *Broker, opts ...kgo.Opt) *kgo.Client {
@@ -62,6 +94,7 @@ func createTopic(t *testing.T, b *Broker, name string, partitions int32, configs
 	if err != nil || resp.Err != nil {
 		t.Fatalf("create %s: %v %v", name, err, resp.Err)
 	}
+	waitLeaders(t, b, name)
 }
 
 // consume reads n records of topic from the start (or the given offsets).

@@ -1,210 +1,387 @@
 package broker
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
-	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/sluicemq/sluice/broker/controller"
 	"github.com/sluicemq/sluice/log/vfs"
 	"github.com/sluicemq/sluice/partition"
+	"github.com/sluicemq/sluice/replication"
 )
 
-// maxPartitions bounds a topic's partition count; each is a directory and
-// open files, so an unbounded request is a denial of service.
-const maxPartitions = 10000
-
-// producerIDBlock is how many producer ids are reserved per metadata write.
-const producerIDBlock = 1000
-
-type topicMeta struct {
-	Name       string            `json:"name"`
-	ID         string            `json:"id"`
-	Partitions int32             `json:"partitions"`
-	Configs    map[string]string `json:"configs,omitempty"`
+// replica is what the handlers use of a partition hosted on this broker:
+// *replication.Replica. Reads go to Partition() on any replica; writes and
+// ListOffsets need the leader and answer NOT_LEADER_OR_FOLLOWER elsewhere.
+type replica interface {
+	Partition() *partition.Partition
+	Produce(records []byte, acks int16) func() (partition.ProduceResult, error)
+	ListOffset(ts int64) (offset, timestamp int64, err error)
+	DeleteRecords(offset int64) (int64, error)
+	ApplyRetention() error
+	SetConfig(cfg partition.Config) error
+	Leader() (raft.ServerID, uint64)
+	Close() error
 }
 
-// metadataFile is <data_dir>/metadata.json: the node's identity and its
-// topics, replaced atomically on every change.
-type metadataFile struct {
-	Version        int         `json:"version"`
-	ClusterID      string      `json:"cluster_id"`
-	NodeID         int32       `json:"node_id"`
-	NextProducerID int64       `json:"next_producer_id"`
-	Topics         []topicMeta `json:"topics"`
-}
-
-// topic is immutable once published in the registry: changes replace it,
-// so handlers may read a *topic they looked up without holding the lock.
+// topic is one topic as this broker sees it: the controller's metadata
+// plus the replicas hosted here. It is immutable once published; changes
+// publish a new one, so handlers read a *topic without locks.
 type topic struct {
 	name      string
 	id        [16]byte
 	overrides map[string]string
-	parts     []*partition.Partition
+	assign    []controller.Assignment
+	parts     []replica // nil where this broker hosts no replica
 }
 
-// partition returns partition i, or nil when t is nil (an unknown topic)
-// or i is out of range, so handlers need one check.
-func (t *topic) partition(i int32) *partition.Partition {
+// partition returns the local replica of partition i, or nil when t is nil
+// (an unknown topic), i is out of range, or no replica of i is hosted here.
+func (t *topic) partition(i int32) replica {
 	if t == nil || i < 0 || int(i) >= len(t.parts) {
 		return nil
 	}
 	return t.parts[i]
 }
 
-// registry holds the topics of a single node and persists their metadata.
-type registry struct {
-	dir      string // data dir
-	defaults map[string]string
-	popts    partition.Options
-	lg       zerolog.Logger
+// has reports whether partition i exists (hosted here or not).
+func (t *topic) has(i int32) bool { return t != nil && i >= 0 && int(i) < len(t.assign) }
 
-	mu     sync.RWMutex
-	meta   metadataFile // Topics is rebuilt on save
+// partitionError is the error for partition i of t when partition(i) is
+// nil: unknown, or hosted elsewhere (clients then refresh metadata).
+func (t *topic) partitionError(i int32) *kerr.Error {
+	if t.has(i) {
+		return kerr.NotLeaderForPartition
+	}
+	return kerr.UnknownTopicOrPartition
+}
+
+type partKey struct {
+	id controller.TopicID
+	p  int32
+}
+
+// view is a published set of topics.
+type view struct {
+	state  *controller.State
 	topics map[string]*topic
 	ids    map[[16]byte]*topic
-
-	pidMu   sync.Mutex
-	nextPID int64 // next id to hand out; meta.NextProducerID is the block end
 }
 
-func (r *registry) path() string { return filepath.Join(r.dir, "metadata.json") }
-
-func (r *registry) partDir(name string, i int32) string {
-	return filepath.Join(r.dir, "topics", fmt.Sprintf("%s-%d", name, i))
+// identity is <data_dir>/node.json: which node and cluster the directory
+// belongs to, so a broker started on the wrong directory refuses it.
+type identity struct {
+	Version   int    `json:"version"`
+	NodeID    int32  `json:"node_id"`
+	ClusterID string `json:"cluster_id,omitempty"`
 }
 
-// openRegistry loads metadata.json (creating it on a fresh directory),
-// refuses a directory that belongs to another node, and opens every partition.
-func openRegistry(dir string, nodeID int32, clusterID string, defaults map[string]string, popts partition.Options, lg zerolog.Logger) (*registry, error) {
-	r := &registry{dir: dir, defaults: defaults, popts: popts, lg: lg, topics: map[string]*topic{}, ids: map[[16]byte]*topic{}}
-	if err := os.MkdirAll(filepath.Join(dir, "topics"), 0o755); err != nil {
-		return nil, err
+// registry keeps the topics and the replicas hosted on this broker in
+// line with the controller's metadata (reconcile), and turns topic
+// changes into controller proposals.
+type registry struct {
+	b        *Broker
+	dir      string
+	defaults map[string]string
+	lg       zerolog.Logger
+
+	cur atomic.Pointer[view]
+
+	mu       sync.Mutex // guards replicas and configs; held by reconcile
+	replicas map[partKey]replica
+	configs  map[partKey]partition.Config
+
+	idMu      sync.Mutex
+	ident     identity
+	pidMu     sync.Mutex
+	nextPID   int64
+	pidEnd    int64
+	cleanedUp atomic.Bool
+}
+
+// checkIdentity reads node.json, creating it on a fresh directory, and
+// refuses a directory that belongs to another node or cluster.
+func checkIdentity(dir string, nodeID int32, clusterID string) (identity, error) {
+	if _, err := os.Stat(filepath.Join(dir, "metadata.json")); err == nil {
+		return identity{}, fmt.Errorf("broker: %s was written by the single-node format of an earlier Sluice (metadata.json); move it away or choose another data_dir", dir)
 	}
-	b, err := vfs.ReadFile(vfs.OS{}, r.path(), 64<<20)
+	path := filepath.Join(dir, "node.json")
+	b, err := vfs.ReadFile(vfs.OS{}, path, 1<<20)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if clusterID == "" {
-			clusterID = newClusterID()
-		}
-		r.meta = metadataFile{Version: 1, ClusterID: clusterID, NodeID: nodeID, NextProducerID: 0}
-		if err := r.save(); err != nil {
-			return nil, err
-		}
+		id := identity{Version: 1, NodeID: nodeID, ClusterID: clusterID}
+		return id, writeIdentity(dir, id)
 	case err != nil:
-		return nil, err
-	default:
-		if err := json.Unmarshal(b, &r.meta); err != nil {
-			return nil, fmt.Errorf("broker: %s is damaged: %w", r.path(), err)
-		}
-		if r.meta.NodeID != nodeID {
-			return nil, fmt.Errorf("broker: data directory %s belongs to node %d, this is node %d: refusing to use it", dir, r.meta.NodeID, nodeID)
-		}
-		if clusterID != "" && r.meta.ClusterID != clusterID {
-			return nil, fmt.Errorf("broker: data directory %s belongs to cluster %q, configured %q: refusing to use it", dir, r.meta.ClusterID, clusterID)
-		}
+		return identity{}, err
 	}
-	r.nextPID = r.meta.NextProducerID
-	for _, tm := range r.meta.Topics {
-		id, err := parseTopicID(tm.ID)
-		if err != nil {
-			r.close()
-			return nil, fmt.Errorf("broker: topic %s: %w", tm.Name, err)
-		}
-		t := &topic{name: tm.Name, id: id, overrides: tm.Configs}
-		if err := r.openPartitions(t, 0, tm.Partitions); err != nil {
-			r.close()
-			return nil, err
-		}
-		r.topics[t.name], r.ids[id] = t, t
+	var id identity
+	if err := json.Unmarshal(b, &id); err != nil {
+		return identity{}, fmt.Errorf("broker: %s is damaged: %w", path, err)
 	}
-	r.removeLeftovers()
-	return r, nil
+	if id.NodeID != nodeID {
+		return identity{}, fmt.Errorf("broker: data directory %s belongs to node %d, this is node %d: refusing to use it", dir, id.NodeID, nodeID)
+	}
+	if clusterID != "" && id.ClusterID != "" && id.ClusterID != clusterID {
+		return identity{}, fmt.Errorf("broker: data directory %s belongs to cluster %q, configured %q: refusing to use it", dir, id.ClusterID, clusterID)
+	}
+	return id, nil
 }
 
-// removeLeftovers deletes directories of deleted topics (a crash can leave
-// them between the metadata write and the removal).
-func (r *registry) removeLeftovers() {
-	entries, _ := os.ReadDir(filepath.Join(r.dir, "topics"))
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".deleted") {
-			os.RemoveAll(filepath.Join(r.dir, "topics", e.Name()))
-			continue
-		}
-		// "<topic>-<partition>"; topic names may themselves contain '-'.
-		cut := strings.LastIndexByte(e.Name(), '-')
-		name := e.Name()[:max(cut, 0)]
-		n, err := strconv.Atoi(e.Name()[cut+1:])
-		if t := r.topics[name]; cut < 0 || err != nil || t == nil || n >= len(t.parts) {
-			r.lg.Warn().Str("dir", e.Name()).Msg("directory belongs to no known topic partition; leaving it alone")
-		}
-	}
-}
-
-func (r *registry) openPartitions(t *topic, from, to int32) error {
-	cfg := partitionConfig(effectiveConfigs(r.defaults, t.overrides))
-	for i := from; i < to; i++ {
-		p, err := partition.Open(r.partDir(t.name, i), t.name, i, cfg, r.popts)
-		if err != nil {
-			return fmt.Errorf("broker: open %s-%d: %w", t.name, i, err)
-		}
-		t.parts = append(t.parts, p)
-	}
-	return nil
-}
-
-// save writes metadata.json; the caller holds mu (or is the only user).
-func (r *registry) save() error {
-	r.meta.Topics = r.meta.Topics[:0]
-	names := make([]string, 0, len(r.topics))
-	for n := range r.topics {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		t := r.topics[n]
-		r.meta.Topics = append(r.meta.Topics, topicMeta{Name: n, ID: hex.EncodeToString(t.id[:]), Partitions: int32(len(t.parts)), Configs: t.overrides})
-	}
-	b, err := json.MarshalIndent(r.meta, "", "  ")
+func writeIdentity(dir string, id identity) error {
+	b, err := json.MarshalIndent(id, "", "  ")
 	if err != nil {
 		return err
 	}
-	return vfs.WriteFileAtomic(vfs.OS{}, r.path(), b)
+	return vfs.WriteFileAtomic(vfs.OS{}, filepath.Join(dir, "node.json"), b)
 }
 
-func (r *registry) get(name string) *topic {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.topics[name]
+func newRegistry(b *Broker, ident identity, defaults map[string]string) *registry {
+	r := &registry{
+		b: b, dir: b.cfg.DataDir, defaults: defaults, lg: b.lg.With().Str("component", "registry").Logger(),
+		replicas: map[partKey]replica{}, configs: map[partKey]partition.Config{}, ident: ident,
+	}
+	r.cur.Store(&view{state: &controller.State{}, topics: map[string]*topic{}, ids: map[[16]byte]*topic{}})
+	return r
 }
 
-func (r *registry) getByID(id [16]byte) *topic {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.ids[id]
-}
+func (r *registry) view() *view { return r.cur.Load() }
+
+func (r *registry) get(name string) *topic { return r.view().topics[name] }
+
+func (r *registry) getByID(id [16]byte) *topic { return r.view().ids[id] }
 
 // list returns the topics sorted by name.
 func (r *registry) list() []*topic {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make([]*topic, 0, len(r.topics))
-	for _, t := range r.topics {
-		out = append(out, t)
+	v := r.view()
+	out := make([]*topic, 0, len(v.topics))
+	for _, name := range slices.Sorted(maps.Keys(v.topics)) {
+		out = append(out, v.topics[name])
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out
+}
+
+func (r *registry) clusterID() string {
+	r.idMu.Lock()
+	defer r.idMu.Unlock()
+	return r.ident.ClusterID
+}
+
+func (r *registry) topicDir(id controller.TopicID) string {
+	return filepath.Join(r.dir, "topics", id.String())
+}
+
+func (r *registry) partDir(id controller.TopicID, p int32) string {
+	return filepath.Join(r.topicDir(id), strconv.Itoa(int(p)))
+}
+
+func groupID(id controller.TopicID, p int32) string { return "p/" + id.String() + "/" + strconv.Itoa(int(p)) }
+
+// reconcileLoop applies every new controller state: it opens the replicas
+// assigned to this broker, closes (and deletes) those no longer assigned,
+// applies config changes and publishes the view. It is the only goroutine
+// that opens or closes replicas.
+func (r *registry) reconcileLoop() {
+	defer r.b.bgWG.Done()
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
+	for {
+		changed := r.b.ctrl.Changed()
+		if !r.reconcile(r.b.ctrl.State()) {
+			retry.Reset(time.Second)
+		}
+		select {
+		case <-r.b.closing:
+			return
+		case <-changed:
+		case <-retry.C:
+		}
+	}
+}
+
+// reconcile brings the local replicas in line with st. It returns false
+// when something failed and should be retried.
+func (r *registry) reconcile(st *controller.State) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ok := true
+	self := r.b.cfg.NodeID
+	want := map[partKey]bool{}
+	for _, t := range st.Topics {
+		cfg := partitionConfig(effectiveConfigs(r.defaults, t.Configs))
+		for i, a := range t.Partitions {
+			if !slices.Contains(a.Replicas, self) {
+				continue
+			}
+			k := partKey{t.ID, int32(i)}
+			want[k] = true
+			if rep := r.replicas[k]; rep != nil {
+				if r.configs[k] != cfg {
+					if err := rep.SetConfig(cfg); err != nil {
+						r.lg.Error().Err(err).Str("topic", t.Name).Int("partition", i).Msg("apply topic config")
+						ok = false
+					} else {
+						r.configs[k] = cfg
+					}
+				}
+				continue
+			}
+			rep, err := r.openReplica(st, t, int32(i), a, cfg)
+			if err != nil {
+				r.lg.Error().Err(err).Str("topic", t.Name).Int("partition", i).Msg("open replica")
+				ok = false
+				continue
+			}
+			r.replicas[k], r.configs[k] = rep, cfg
+		}
+	}
+	for k, rep := range r.replicas {
+		if want[k] {
+			continue
+		}
+		if err := rep.Close(); err != nil {
+			r.lg.Error().Err(err).Str("topic_id", k.id.String()).Int32("partition", k.p).Msg("close replica")
+		}
+		delete(r.replicas, k)
+		delete(r.configs, k)
+		r.b.mux.RemoveGroup(groupID(k.id, k.p))
+		r.removeDir(r.partDir(k.id, k.p))
+		if st.TopicByID(k.id) == nil {
+			r.removeDir(r.topicDir(k.id))
+		}
+		r.lg.Info().Str("topic_id", k.id.String()).Int32("partition", k.p).Msg("replica removed")
+	}
+	r.publish(st)
+	return ok
+}
+
+func (r *registry) openReplica(st *controller.State, t *controller.TopicState, p int32, a controller.Assignment, cfg partition.Config) (replica, error) {
+	var boot []raft.Server
+	if a.Epoch == 0 && slices.Contains(a.Bootstrap, r.b.cfg.NodeID) {
+		for _, id := range a.Bootstrap {
+			br := st.Brokers[id]
+			if br == nil || br.RaftAddr == "" {
+				return nil, fmt.Errorf("broker %d of the initial replicas is not registered yet", id)
+			}
+			boot = append(boot, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(strconv.Itoa(int(id))), Address: raft.ServerAddress(br.RaftAddr)})
+		}
+	}
+	if err := os.MkdirAll(r.topicDir(t.ID), 0o755); err != nil {
+		return nil, err
+	}
+	// For operators: which topic a directory of ids holds.
+	if name := filepath.Join(r.topicDir(t.ID), "topic.json"); !exists(name) {
+		b, _ := json.Marshal(map[string]string{"name": t.Name, "id": t.ID.String()})
+		if err := vfs.WriteFileAtomic(vfs.OS{}, name, b); err != nil {
+			return nil, err
+		}
+	}
+	plg := r.b.lg.With().Str("component", "partition").Logger()
+	rlg := r.b.lg.With().Str("component", "replica").Str("topic", t.Name).Int32("partition", p).Logger()
+	gid := groupID(t.ID, p)
+	topicID := t.ID
+	rep, err := replication.OpenReplica(replication.ReplicaConfig{
+		Dir: r.partDir(t.ID, p), Topic: t.Name, Partition: p, Config: cfg,
+		Options:   partition.Options{Logger: &plg},
+		ID:        raft.ServerID(strconv.Itoa(int(r.b.cfg.NodeID))),
+		Transport: r.b.mux.Group(gid),
+		Stable:    r.b.stable.Group(gid),
+		Bootstrap: boot,
+		Tune:      r.b.tuneRaft,
+		Logger:    rlg,
+		OnLeaderChange: func(leader raft.ServerID, term uint64) {
+			if leader == raft.ServerID(strconv.Itoa(int(r.b.cfg.NodeID))) {
+				r.b.reportLeader(topicID, p, term)
+			}
+		},
+	})
+	if err != nil {
+		r.b.mux.RemoveGroup(gid)
+		return nil, err
+	}
+	return rep, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// removeDir deletes a directory by renaming it aside first, so a crash
+// midway never leaves a half-deleted replica that looks whole.
+func (r *registry) removeDir(dir string) {
+	gone := dir + ".deleted"
+	if err := os.Rename(dir, gone); err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			r.lg.Error().Err(err).Str("dir", dir).Msg("cannot remove directory")
+		}
+		return
+	}
+	os.RemoveAll(gone)
+}
+
+// publish builds and publishes the view of st; the caller holds mu.
+func (r *registry) publish(st *controller.State) {
+	v := &view{state: st, topics: make(map[string]*topic, len(st.Topics)), ids: make(map[[16]byte]*topic, len(st.Topics))}
+	for _, ts := range st.Topics {
+		t := &topic{name: ts.Name, id: ts.ID, overrides: ts.Configs, assign: ts.Partitions, parts: make([]replica, len(ts.Partitions))}
+		for i := range ts.Partitions {
+			t.parts[i] = r.replicas[partKey{ts.ID, int32(i)}]
+		}
+		v.topics[t.name], v.ids[t.id] = t, t
+	}
+	r.cur.Store(v)
+}
+
+// removeLeftovers deletes directories of topics the metadata no longer
+// has (deleted while this broker was down) and of interrupted deletions.
+// It runs once, after this broker's registration was applied, so the
+// local metadata is at least as new as anything that happened before it.
+func (r *registry) removeLeftovers() {
+	if r.cleanedUp.Swap(true) {
+		return
+	}
+	st := r.b.ctrl.State()
+	entries, _ := os.ReadDir(filepath.Join(r.dir, "topics"))
+	for _, e := range entries {
+		path := filepath.Join(r.dir, "topics", e.Name())
+		var id controller.TopicID
+		switch {
+		case filepath.Ext(e.Name()) == ".deleted":
+			os.RemoveAll(path)
+		case id.UnmarshalText([]byte(e.Name())) != nil:
+			r.lg.Warn().Str("dir", path).Msg("directory belongs to no topic; leaving it alone")
+		case st.TopicByID(id) == nil:
+			r.lg.Info().Str("dir", path).Msg("removing the files of a deleted topic")
+			r.removeDir(path)
+		}
+	}
+}
+
+func (r *registry) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, rep := range r.replicas {
+		if err := rep.Close(); err != nil {
+			r.lg.Error().Err(err).Str("topic_id", k.id.String()).Int32("partition", k.p).Msg("close replica")
+		}
+	}
+	r.replicas = map[partKey]replica{}
 }
 
 // topicError is a Kafka error with a message for the response.
@@ -220,116 +397,107 @@ func terr(code *kerr.Error, format string, args ...any) error {
 	return &topicError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
-// create makes a topic. With validateOnly it only checks.
-func (r *registry) create(name string, partitions int32, overrides map[string]string, validateOnly bool) (*topic, error) {
+// controllerTimeout bounds how long a handler waits for the controller.
+const controllerTimeout = 15 * time.Second
+
+// propose applies a controller command and turns its outcome into a
+// Kafka error.
+func (r *registry) propose(cmd controller.Command) (controller.Result, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), controllerTimeout)
+	defer cancel()
+	res, err := r.b.ctrl.Propose(ctx, cmd)
+	if err != nil {
+		r.lg.Warn().Err(err).Str("op", cmd.Op).Msg("controller proposal failed")
+		return res, terr(kerr.RequestTimedOut, "controller: %v", err)
+	}
+	var ce *controller.Error
+	if err := res.Err(); errors.As(err, &ce) {
+		if code, ok := ce.Code.(*kerr.Error); ok {
+			return res, terr(code, "%s", ce.Message)
+		}
+		return res, err
+	}
+	return res, nil
+}
+
+// create makes a topic with replication factor rf. With validateOnly it
+// only checks what can be checked locally.
+func (r *registry) create(name string, partitions int32, rf int16, assignments [][]int32, overrides map[string]string, validateOnly bool) (*topic, error) {
 	if err := validTopicName(name); err != nil {
 		return nil, terr(kerr.InvalidTopicException, "%v", err)
 	}
-	if partitions < 1 || partitions > maxPartitions {
-		return nil, terr(kerr.InvalidPartitions, "%d partitions; must be 1 to %d", partitions, maxPartitions)
+	if partitions < 1 || partitions > controller.MaxPartitions {
+		return nil, terr(kerr.InvalidPartitions, "%d partitions; must be 1 to %d", partitions, controller.MaxPartitions)
 	}
 	overrides, err := validateTopicConfigs(overrides)
 	if err != nil {
 		return nil, terr(kerr.InvalidConfig, "%v", err)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.topics[name]; ok {
+	st := r.b.ctrl.State()
+	if st.Topic(name) != nil {
 		return nil, terr(kerr.TopicAlreadyExists, "topic %q already exists", name)
+	}
+	if n := len(st.Brokers); assignments == nil && (rf < 1 || int(rf) > n) {
+		return nil, terr(kerr.InvalidReplicationFactor, "replication factor %d; the cluster has %d registered brokers", rf, n)
 	}
 	if validateOnly {
 		return &topic{name: name, overrides: overrides}, nil
 	}
-	t := &topic{name: name, overrides: overrides}
-	if _, err := rand.Read(t.id[:]); err != nil {
+	var id controller.TopicID
+	rand.Read(id[:])
+	if _, err := r.propose(controller.Command{
+		Op: controller.OpCreateTopic, Topic: name, TopicID: id, Partitions: partitions, ReplicationFactor: rf,
+		Assignments: assignments, Configs: overrides,
+	}); err != nil {
 		return nil, err
 	}
-	for i := int32(0); i < partitions; i++ {
-		os.RemoveAll(r.partDir(name, i)) // leftovers of an interrupted create
+	r.waitView(func(v *view) bool { return v.ids[id] != nil })
+	r.lg.Info().Str("topic", name).Int32("partitions", partitions).Int16("replication_factor", rf).Msg("topic created")
+	if t := r.getByID(id); t != nil {
+		return t, nil
 	}
-	if err := r.openPartitions(t, 0, partitions); err != nil {
-		closeParts(t.parts)
-		return nil, terr(kerr.KafkaStorageError, "%v", err)
-	}
-	r.topics[name], r.ids[t.id] = t, t
-	if err := r.save(); err != nil {
-		delete(r.topics, name)
-		delete(r.ids, t.id)
-		closeParts(t.parts)
-		return nil, terr(kerr.KafkaStorageError, "%v", err)
-	}
-	r.lg.Info().Str("topic", name).Int32("partitions", partitions).Msg("topic created")
-	return t, nil
+	return &topic{name: name, id: id, overrides: overrides}, nil
 }
 
-func closeParts(ps []*partition.Partition) {
-	for _, p := range ps {
-		p.Close()
+// waitView waits (briefly) until the published view satisfies ok, so a
+// client that created a topic finds it in its next request here.
+func (r *registry) waitView(ok func(*view) bool) {
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok(r.view()) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
-// delete removes a topic: the metadata first (so a crash never resurrects
-// half a topic), then its files.
+// delete removes a topic from the metadata; every broker then removes its
+// replicas and files (reconcile).
 func (r *registry) delete(t *topic) error {
-	r.mu.Lock()
-	if r.topics[t.name] != t {
-		r.mu.Unlock()
-		return terr(kerr.UnknownTopicOrPartition, "topic %q does not exist", t.name)
+	if _, err := r.propose(controller.Command{Op: controller.OpDeleteTopic, Topic: t.name, TopicID: t.id}); err != nil {
+		return err
 	}
-	delete(r.topics, t.name)
-	delete(r.ids, t.id)
-	err := r.save()
-	r.mu.Unlock()
-	if err != nil {
-		return terr(kerr.KafkaStorageError, "%v", err)
-	}
-	for i, p := range t.parts {
-		p.Close()
-		dir := r.partDir(t.name, int32(i))
-		// Named by topic id, not dir plus a suffix: for a 249-character
-		// topic name that exceeded NAME_MAX (255), the rename failed and
-		// the deleted topic's data stayed on disk.
-		gone := filepath.Join(r.dir, "topics", hex.EncodeToString(t.id[:])+"-"+strconv.Itoa(i)+".deleted")
-		if err := os.Rename(dir, gone); err != nil {
-			r.lg.Error().Err(err).Str("dir", dir).Msg("deleted topic: cannot remove its partition directory")
-			continue
-		}
-		os.RemoveAll(gone)
-	}
+	r.waitView(func(v *view) bool { return v.ids[t.id] == nil })
 	r.lg.Info().Str("topic", t.name).Msg("topic deleted")
 	return nil
 }
 
 // addPartitions grows a topic to count partitions.
 func (r *registry) addPartitions(t *topic, count int32, validateOnly bool) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if t = r.topics[t.name]; t == nil { // the caller's copy may be stale
-		return terr(kerr.UnknownTopicOrPartition, "topic does not exist")
-	}
-	have := int32(len(t.parts))
+	have := int32(len(t.assign))
 	switch {
 	case count <= have:
 		return terr(kerr.InvalidPartitions, "topic %q has %d partitions; the new count %d must be larger", t.name, have, count)
-	case count > maxPartitions:
-		return terr(kerr.InvalidPartitions, "%d partitions; the limit is %d", count, maxPartitions)
+	case count > controller.MaxPartitions:
+		return terr(kerr.InvalidPartitions, "%d partitions; the limit is %d", count, controller.MaxPartitions)
 	case validateOnly:
 		return nil
 	}
-	// Readers see the parts slice grow only after every new partition opened.
-	nt := &topic{name: t.name, id: t.id, overrides: t.overrides, parts: append([]*partition.Partition(nil), t.parts...)}
-	if err := r.openPartitions(nt, have, count); err != nil {
-		closeParts(nt.parts[have:])
-		return terr(kerr.KafkaStorageError, "%v", err)
+	if _, err := r.propose(controller.Command{Op: controller.OpCreatePartitions, Topic: t.name, Partitions: count}); err != nil {
+		return err
 	}
-	r.topics[t.name], r.ids[t.id] = nt, nt
-	if err := r.save(); err != nil {
-		return terr(kerr.KafkaStorageError, "%v", err)
-	}
+	r.waitView(func(v *view) bool { nt := v.ids[t.id]; return nt == nil || len(nt.assign) >= int(count) })
 	return nil
 }
 
-// setOverrides replaces a topic's config overrides and applies them.
+// setOverrides replaces a topic's config overrides.
 func (r *registry) setOverrides(t *topic, overrides map[string]string, validateOnly bool) error {
 	overrides, err := validateTopicConfigs(overrides)
 	if err != nil {
@@ -338,66 +506,25 @@ func (r *registry) setOverrides(t *topic, overrides map[string]string, validateO
 	if validateOnly {
 		return nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	cur := r.topics[t.name]
-	if cur == nil {
-		return terr(kerr.UnknownTopicOrPartition, "topic %q does not exist", t.name)
-	}
-	cfg := partitionConfig(effectiveConfigs(r.defaults, overrides))
-	for _, p := range cur.parts {
-		if err := p.SetConfig(cfg); err != nil {
-			return terr(kerr.InvalidConfig, "%v", err)
-		}
-	}
-	// A topic is never changed in place (handlers read it without the
-	// lock): swap in a new one.
-	nt := &topic{name: cur.name, id: cur.id, overrides: overrides, parts: cur.parts}
-	r.topics[nt.name], r.ids[nt.id] = nt, nt
-	if err := r.save(); err != nil {
-		return terr(kerr.KafkaStorageError, "%v", err)
-	}
-	return nil
+	_, err = r.propose(controller.Command{Op: controller.OpSetConfigs, Topic: t.name, Configs: overrides})
+	return err
 }
 
-// allocProducerID hands out a new producer id, reserving ids in blocks so
-// metadata.json is written once per block; a restart skips the rest of a
-// block, never reuses an id.
+// allocProducerID hands out a new producer id from a block reserved
+// through the controller, so ids are unique across the cluster and a
+// restart never reuses one.
 func (r *registry) allocProducerID() (int64, error) {
 	r.pidMu.Lock()
 	defer r.pidMu.Unlock()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.nextPID >= r.meta.NextProducerID {
-		r.meta.NextProducerID = r.nextPID + producerIDBlock
-		if err := r.save(); err != nil {
+	if r.nextPID >= r.pidEnd {
+		res, err := r.propose(controller.Command{Op: controller.OpAllocProducerIDs})
+		if err != nil {
 			return 0, err
 		}
+		r.nextPID, r.pidEnd = res.Value, res.Value+controller.ProducerIDBlock
 	}
 	id := r.nextPID
 	r.nextPID++
-	return id, nil
-}
-
-func (r *registry) close() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, t := range r.topics {
-		for _, p := range t.parts {
-			if err := p.Close(); err != nil {
-				r.lg.Error().Err(err).Str("topic", t.name).Int32("partition", p.Index()).Msg("close partition")
-			}
-		}
-	}
-}
-
-func parseTopicID(s string) ([16]byte, error) {
-	var id [16]byte
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) != 16 {
-		return id, fmt.Errorf("bad topic id %q", s)
-	}
-	copy(id[:], b)
 	return id, nil
 }
 

@@ -140,9 +140,14 @@ func (f *FSM) Init(snaps raft.SnapshotStore) error {
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", meta.ID, err)
 	}
-	if m.index != meta.Index || m.term != meta.Term {
+	// raft takes the snapshot at its last applied index, which counts
+	// entries the FSM never sees (noops, barriers), so the manifest may name
+	// an earlier index: nothing between the two changed the state. Raft's
+	// index is the one it resumes after, so the FSM adopts it.
+	if m.index > meta.Index || (m.index == meta.Index && m.term != meta.Term) {
 		return fmt.Errorf("%w: snapshot %s is index %d term %d, its manifest says %d, %d", ErrSnapshot, meta.ID, meta.Index, meta.Term, m.index, m.term)
 	}
+	m.index, m.term = meta.Index, meta.Term
 	if err := f.adopt(m); err != nil {
 		return err
 	}

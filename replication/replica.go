@@ -331,7 +331,7 @@ func (r *Replica) Produce(records []byte, acks int16) (wait func() (partition.Pr
 // (the entry may still commit), it must never reuse it and lets the
 // garbage collector have it.
 func (r *Replica) ProduceCommand(cmd []byte, acks int16) (wait func() (partition.ProduceResult, error)) {
-	if len(cmd) < 2 {
+	if len(cmd) < 1 {
 		return failed(kerr.CorruptMessage)
 	}
 	if !r.Ready() {

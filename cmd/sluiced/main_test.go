@@ -47,7 +47,8 @@ func freeAddr(t *testing.T) string {
 // start runs sluiced and waits for its "sluiced serving" log line.
 func start(t *testing.T, dataDir, kafka string) (*exec.Cmd, *strings.Builder) {
 	t.Helper()
-	cmd := exec.Command(binary, "--data-dir", dataDir, "--kafka-addr", kafka, "--http-addr", freeAddr(t), "--log-format", "json")
+	cmd := exec.Command(binary, "--data-dir", dataDir, "--kafka-addr", kafka, "--http-addr", freeAddr(t),
+		"--raft-addr", freeAddr(t), "--raft-heartbeat-timeout", "200ms", "--log-format", "json")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
