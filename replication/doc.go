@@ -24,7 +24,10 @@
 // view. DeleteRecords and retention are replicated commands (CmdDeleteRecords,
 // CmdRetention) moving the replicated log start; segment files below it are
 // removed only where every entry is at or below the latest local snapshot
-// (FSM.trim), so a restart never needs an entry that is gone.
+// (FSM.trim), so a restart never needs an entry that is gone. A follower
+// whose next entries retention deleted on the leader catches up through
+// InstallSnapshot, which streams the leader's segment files (SnapshotStore;
+// see the last section).
 //
 // # Commands
 //
@@ -80,7 +83,7 @@
 //     storing an entry; our log cannot store after that gap with or without
 //     MonotonicLogStore. Sluice does not use user snapshot restore.
 //
-// # What InstallSnapshot leaves behind, and what the snapshot step must do
+// # What InstallSnapshot leaves behind, and what the snapshot step does
 //
 // installSnapshot (raft.go:1837) restores the FSM, then sets lastApplied
 // and lastSnapshot (raft.go:1954, 1957) but never raft's cached last log
@@ -93,41 +96,64 @@
 //   - A follower with entries at or past S (L >= S) only needs a snapshot
 //     when its entry at S conflicts: after each rejection the leader probes
 //     an earlier index (replication.go:256), passing S, and sends a snapshot
-//     only once it lacks the probed entry. Restore must therefore drop everything from S on,
-//     but raft keeps answering from its stale (L, old term): the next
-//     AppendEntries is rejected, the leader probes down below its first
-//     index and sends the snapshot again, forever. Stock stores suffer the
-//     same livelock (hashicorp/raft#697; a fix is proposed in #704).
+//     only once it lacks the probed entry. Restore must therefore drop
+//     everything from S on, but raft keeps answering from its stale (L, old
+//     term): the next AppendEntries finds PrevLogEntry S but fails on
+//     GetLog(S+1) ("failed to get log entry", raft.go:1536), the leader
+//     probes down below its first index and sends the snapshot again,
+//     forever. Stock stores suffer the same livelock (hashicorp/raft#697; a
+//     fix is proposed in #704).
 //
-// The snapshot step (snapshots that stream segment files) must therefore:
+// What Sluice does about it:
 //
-//  1. Provide its own raft.SnapshotStore. A snapshot is a manifest (index,
-//     term, configuration, log start offset, next offset, producer state);
-//     Open streams the manifest followed by the segment frames through
-//     index S, the segments pinned against retention while streaming and
-//     the active segment cut at S's frame, and SnapshotMeta.Size must equal
-//     the bytes streamed (the follower compares, raft.go installSnapshot).
-//     Its sink, on the follower, writes the segment files into a staging
-//     directory beside the log, because raft copies the whole stream into
-//     the sink before calling Restore: a FileSnapshotStore would write every
-//     record twice.
-//  2. In the partition FSM's Restore, swap the staged segments in so that
-//     the log ends exactly at S with the snapshot's term (log.Reset and an
-//     API in package log to adopt staged segment files), or reset it empty
-//     at S+1 and the manifest's next offset when no segments came.
-//  3. When the log held entries at or past S before Restore, restart that
-//     group's raft after Restore (Shutdown, then NewRaft over the same
-//     stores, which reads the last entry back from the log) so its cached
-//     last entry matches the log; or carry a raft fix for #697 that also
-//     resets the cached entry.
-//  4. At open, set the FSM's applied index and high watermark from the
-//     latest snapshot manifest: with NoSnapshotRestoreOnStart raft sets
-//     lastApplied to the snapshot index (api.go:659) without calling
-//     Restore and replays only the entries after it.
-//  5. Lower SnapshotThreshold and SnapshotInterval again (a manifest costs
-//     nothing to take), keep TrailingLogs at its maximum, and make
-//     retention never delete past the latest snapshot's index, so the
-//     leader can always send either the entries or a snapshot.
+//  1. SnapshotStore (the Replica's default, under <Dir>/snapshots) is the
+//     group's raft.SnapshotStore. A snapshot is a manifest (index, term,
+//     configuration, log start offset, next offset, producer state); Open
+//     streams a header, the manifest and the segment frames through index
+//     S, the segments pinned against retention while streaming and the
+//     active segment cut at S's frame, and SnapshotMeta.Size is exactly the
+//     bytes streamed (the follower compares, raft.go installSnapshot). Its
+//     sink, on the follower, writes the segment files into a staging
+//     directory beside the log (log.Staging), because raft copies the whole
+//     stream into the sink before calling Restore: a FileSnapshotStore
+//     would write every record twice. Manifest(id) reads a snapshot's
+//     manifest alone, for FSM.Init.
+//  2. FSM.Restore unwraps raft's reader (UnwrapSnapshot) to the
+//     *ReceivedSnapshot, checks its manifest against the snapshot's raft
+//     metadata (a manifest index below raft's, which counts noops and
+//     barriers the FSM never sees, is adopted at raft's index and term),
+//     and calls Install: log.InstallSnapshot swaps the staged segments in
+//     crash-safely so that the log ends exactly at S with the snapshot's
+//     term, or is empty at S+1 and the manifest's next offset when no
+//     segments came. Then it adopts the manifest: high watermark, log start
+//     and the producer table, so idempotent retries from before the
+//     snapshot are still recognised.
+//  3. Before installing, Restore notes whether the log held an entry past
+//     S, or S with another term; if so raft's cached last entry is stale
+//     after the install, and Restore signals the Replica (FSMStats
+//     StaleRestores). The Replica's watcher goroutine, never raft's own,
+//     then restarts the group's raft: Shutdown, then NewRaft over the same
+//     log, stable store, snapshots and transport, which reads the last
+//     entry back from the log and, with NoSnapshotRestoreOnStart, takes
+//     lastApplied from the installed snapshot without restoring it again
+//     (Replica.RaftRestarts). raft closes a transport with WithClose in
+//     Shutdown, so the Replica hands raft the transport without it and
+//     closes it itself in Close. Its methods read the current raft through
+//     an atomic pointer; writes to the old one fail with
+//     NOT_LEADER_FOR_PARTITION; a Close during a restart waits for it and
+//     shuts the new raft down.
+//  4. At open, FSM.Init sets the FSM's applied index, high watermark, log
+//     start and producer table from the newest snapshot's manifest (raft's
+//     index and term when the manifest's is lower, as in Restore): with
+//     NoSnapshotRestoreOnStart raft sets lastApplied to the snapshot index
+//     (api.go:659) without calling Restore and replays only the entries
+//     after it.
+//  5. TrailingLogs stays at its maximum, and retention never deletes a
+//     segment holding an entry past the latest local snapshot's index
+//     (FSM.trim), so the leader can always send either the entries or a
+//     snapshot: the newest snapshot's stream needs only segments from the
+//     first kept one through S (none when the log starts at S+1), and a
+//     streaming snapshot pins its segments until it is closed.
 //
 // The transport step must carry InstallSnapshot's stream without buffering
 // it in memory and multiplex the groups of a broker pair over one

@@ -34,6 +34,15 @@ type InstallableSnapshot interface {
 	Manifest() []byte
 }
 
+// ManifestStore is a raft.SnapshotStore whose snapshots carry more than the
+// FSM's manifest (SnapshotStore: Open streams the segment files too).
+// FSM.Init reads just the manifest through it.
+type ManifestStore interface {
+	Manifest(id string) (*raft.SnapshotMeta, []byte, error)
+}
+
+var _ ManifestStore = (*SnapshotStore)(nil)
+
 // FSM is the state machine of a partition group. The entry's data is
 // already in the log when raft commits it, so applying a command stores and
 // copies nothing:
@@ -67,16 +76,23 @@ type FSM struct {
 	snapIndex atomic.Uint64 // index of the latest snapshot persisted or restored locally
 	trimMu    sync.Mutex    // one trim at a time
 
-	start   atomic.Uint64 // index of the snapshot Init took the state from
-	applied atomic.Uint64 // entries applied (above the applied index) since open
-	lowest  atomic.Uint64 // lowest index handed to Apply since open; 0: none
+	start    atomic.Uint64 // index of the snapshot Init took the state from
+	applied  atomic.Uint64 // entries applied (above the applied index) since open
+	lowest   atomic.Uint64 // lowest index handed to Apply since open; 0: none
+	restores atomic.Uint64 // snapshots installed by Restore
+	stales   atomic.Uint64 // of which left raft's cached last entry stale
+
+	// stale gets a token when Restore cut the log below what raft caches
+	// as its last entry (hashicorp/raft#697): the group's raft must be
+	// restarted, from outside raft's goroutines (Replica does).
+	stale chan struct{}
 }
 
 // NewFSM returns a minimal FSM (applied index and high watermark) whose
 // snapshots are checked against store.
 func NewFSM(store *LogStore, opts ...Option) *FSM {
 	o := buildOptions(opts)
-	return &FSM{store: store, lg: o.logger.With().Str("component", "fsm").Logger()}
+	return &FSM{store: store, lg: o.logger.With().Str("component", "fsm").Logger(), stale: make(chan struct{}, 1)}
 }
 
 // NewPartitionFSM returns the FSM of a replica of partition p, whose log
@@ -103,11 +119,17 @@ type FSMStats struct {
 	LowestApplied uint64 // lowest index raft handed to Apply, 0 when none
 	SnapshotIndex uint64 // index of the latest local snapshot, 0 when none
 	StartIndex    uint64 // index of the snapshot Init took the state from, 0 when none
+	Restores      uint64 // snapshots from a leader that Restore adopted
+	// StaleRestores counts the restores after which raft's cached last
+	// entry was stale (the log held entries at or past the snapshot's
+	// index, or another term at it): each asked for a raft restart.
+	StaleRestores uint64
 }
 
 // Stats reports what the FSM applied since it was created.
 func (f *FSM) Stats() FSMStats {
-	return FSMStats{Applied: f.applied.Load(), LowestApplied: f.lowest.Load(), SnapshotIndex: f.snapIndex.Load(), StartIndex: f.start.Load()}
+	return FSMStats{Applied: f.applied.Load(), LowestApplied: f.lowest.Load(), SnapshotIndex: f.snapIndex.Load(),
+		StartIndex: f.start.Load(), Restores: f.restores.Load(), StaleRestores: f.stales.Load()}
 }
 
 // Init sets the FSM's state from the newest snapshot in snaps, the one raft
@@ -124,30 +146,17 @@ func (f *FSM) Init(snaps raft.SnapshotStore) error {
 		return nil
 	}
 	meta := list[0]
-	_, rc, err := snaps.Open(meta.ID)
+	b, err := localManifest(snaps, meta.ID)
 	if err != nil {
-		return fmt.Errorf("replication: open snapshot %s: %w", meta.ID, err)
-	}
-	defer rc.Close()
-	var b []byte
-	if inst, ok := unwrapInstallable(rc); ok {
-		// Its segments are the local log already: only the manifest counts.
-		b = inst.Manifest()
-	} else if b, err = readManifest(rc); err != nil {
 		return err
 	}
 	m, err := decodeManifest(b)
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", meta.ID, err)
 	}
-	// raft takes the snapshot at its last applied index, which counts
-	// entries the FSM never sees (noops, barriers), so the manifest may name
-	// an earlier index: nothing between the two changed the state. Raft's
-	// index is the one it resumes after, so the FSM adopts it.
-	if m.index > meta.Index || (m.index == meta.Index && m.term != meta.Term) {
-		return fmt.Errorf("%w: snapshot %s is index %d term %d, its manifest says %d, %d", ErrSnapshot, meta.ID, meta.Index, meta.Term, m.index, m.term)
+	if m, err = atRaftIndex(m, meta); err != nil {
+		return err
 	}
-	m.index, m.term = meta.Index, meta.Term
 	if err := f.adopt(m); err != nil {
 		return err
 	}
@@ -155,6 +164,42 @@ func (f *FSM) Init(snaps raft.SnapshotStore) error {
 	f.lg.Info().Uint64("index", m.index).Int64("high_watermark", m.hw).Int64("log_start_offset", m.logStart).
 		Msg("state from snapshot manifest")
 	return nil
+}
+
+// localManifest reads the FSM manifest of snapshot id in snaps without
+// streaming anything else the snapshot carries: its segments are the local
+// log already.
+func localManifest(snaps raft.SnapshotStore, id string) ([]byte, error) {
+	if ms, ok := snaps.(ManifestStore); ok {
+		_, b, err := ms.Manifest(id)
+		if err != nil {
+			return nil, fmt.Errorf("replication: read snapshot %s: %w", id, err)
+		}
+		return b, nil
+	}
+	_, rc, err := snaps.Open(id)
+	if err != nil {
+		return nil, fmt.Errorf("replication: open snapshot %s: %w", id, err)
+	}
+	defer rc.Close()
+	if inst, ok := unwrapInstallable(rc); ok {
+		return inst.Manifest(), nil
+	}
+	return readManifest(rc)
+}
+
+// atRaftIndex checks manifest m against the raft metadata of its snapshot
+// and moves it to raft's index. raft takes a snapshot at its last applied
+// index, which counts entries the FSM never sees (noops, barriers), so the
+// manifest may name an earlier index: nothing between the two changed the
+// state. Raft's index is the one it resumes after (and the one whose entry
+// an installed snapshot's log ends with), so the FSM adopts it.
+func atRaftIndex(m manifest, meta *raft.SnapshotMeta) (manifest, error) {
+	if m.index > meta.Index || (m.index == meta.Index && m.term != meta.Term) {
+		return m, fmt.Errorf("%w: snapshot %s is index %d term %d, its manifest says %d, %d", ErrSnapshot, meta.ID, meta.Index, meta.Term, m.index, m.term)
+	}
+	m.index, m.term = meta.Index, meta.Term
+	return m, nil
 }
 
 // Apply applies one committed entry.
@@ -314,18 +359,25 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 }
 
 // Restore adopts a snapshot. A reader that is an InstallableSnapshot
-// (possibly wrapped by raft) installs its segment files first; a plain
-// manifest is adopted only when the local log already holds the manifest's
-// last entry with the same term, so the records it describes are present;
-// otherwise Restore returns ErrSnapshotNeedsSegments and changes nothing.
+// (possibly wrapped by raft: UnwrapSnapshot), such as a *ReceivedSnapshot,
+// has its manifest checked, then installs its segment files, leaving the
+// log ending at the snapshot's index and term (or empty right after it);
+// a manifest that names an index below the snapshot's (raft's lastApplied:
+// noops and barriers in between) is adopted at the snapshot's index and
+// term. A plain manifest is adopted only when the local log already holds
+// the manifest's last entry with the same term, so the records it describes
+// are present; otherwise Restore returns ErrSnapshotNeedsSegments and
+// changes nothing.
+//
+// When the log held entries past the snapshot's index, or another term at
+// it, raft's cached last log entry is stale after the install
+// (hashicorp/raft#697, doc.go): Restore counts it (FSMStats.StaleRestores)
+// and signals the replica to restart the group's raft.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	var b []byte
 	inst, installable := unwrapInstallable(rc)
 	if installable {
-		if err := inst.Install(); err != nil {
-			return fmt.Errorf("replication: install snapshot: %w", err)
-		}
 		b = inst.Manifest()
 	} else {
 		var err error
@@ -337,7 +389,38 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return err
 	}
-	if !installable && m.index > 0 {
+	if installable {
+		index, term := m.index, m.term
+		if mi, ok := inst.(interface{ Meta() raft.SnapshotMeta }); ok {
+			meta := mi.Meta()
+			if m, err = atRaftIndex(m, &meta); err != nil {
+				return err
+			}
+			index, term = meta.Index, meta.Term
+		}
+		stale := f.cachedLastStale(index, term)
+		f.restores.Add(1)
+		if err := inst.Install(); err != nil {
+			return fmt.Errorf("replication: install snapshot: %w", err)
+		}
+		if err := f.adopt(m); err != nil {
+			return err
+		}
+		f.lg.Info().Uint64("index", m.index).Uint64("term", m.term).Int64("high_watermark", m.hw).
+			Int64("log_start_offset", m.logStart).Bool("raft_restart", stale).Msg("installed snapshot from the leader")
+		if _, err := f.trim(); err != nil {
+			f.lg.Error().Err(err).Msg("removing segments below the log start")
+		}
+		if stale {
+			f.stales.Add(1)
+			select {
+			case f.stale <- struct{}{}:
+			default: // one restart covers every restore before it
+			}
+		}
+		return nil
+	}
+	if m.index > 0 {
 		var e raft.Log
 		err := f.store.GetLog(m.index, &e)
 		if errors.Is(err, raft.ErrLogNotFound) || (err == nil && e.Term != m.term) {
@@ -355,6 +438,24 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		f.lg.Error().Err(err).Msg("removing segments below the log start")
 	}
 	return nil
+}
+
+// cachedLastStale reports whether installing a snapshot through index (of
+// term) leaves raft's cached last log entry stale: raft keeps (L, term of
+// L) from before the install, and after it answers max(L, index), so it is
+// wrong when the log held L > index, or index itself with another term.
+// Called before the install, on raft's FSM goroutine (nothing stores
+// entries meanwhile: the main goroutine waits for the restore).
+func (f *FSM) cachedLastStale(index, term uint64) bool {
+	l := f.store.Log()
+	switch last := l.LastIndex(); {
+	case last > index:
+		return true
+	case last == index && last > 0:
+		e, err := l.Entry(index)
+		return err != nil || e.Term != term
+	}
+	return false
 }
 
 // adopt makes m the FSM's state; raft stores a snapshot before restoring

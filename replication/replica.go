@@ -24,10 +24,13 @@ type ReplicaConfig struct {
 	Config    partition.Config
 	Options   partition.Options // FS, Logger (default: Logger below), Now, MaxProducers
 	ID        raft.ServerID     // this broker's raft id
-	Transport raft.Transport    // the group's transport
+	Transport raft.Transport    // the group's transport; Close closes it (raft.WithClose)
 	Stable    raft.StableStore  // term and vote
-	// Snapshots: nil means a raft.FileSnapshotStore under Dir/snapshots
-	// retaining 2 (manifests only).
+	// Snapshots: nil means a SnapshotStore under Dir/snapshots over the
+	// partition's log, which streams segment files to a follower whose
+	// needed entries retention deleted. A store whose snapshots hold
+	// manifests only (raft.FileSnapshotStore) cannot bring such a follower
+	// back (FSM.Restore: ErrSnapshotNeedsSegments).
 	Snapshots raft.SnapshotStore
 	// Bootstrap: non-empty bootstraps the group with these voters if it
 	// has no state yet (every initial replica passes the identical list);
@@ -53,8 +56,15 @@ type ReplicaConfig struct {
 //
 // Errors are *kerr.Error: NOT_LEADER_FOR_PARTITION when this replica is not
 // a ready leader, when leadership is lost while a write is pending (its
-// outcome is then unknown; idempotent producers' retries are deduplicated)
-// and after Close; KAFKA_STORAGE_ERROR when the log fails.
+// outcome is then unknown; idempotent producers' retries are deduplicated),
+// while its raft restarts and after Close; KAFKA_STORAGE_ERROR when the log
+// fails.
+//
+// After installing a snapshot over a log that held entries at or past the
+// snapshot's index, raft's cached last entry is stale (hashicorp/raft#697):
+// the replica then restarts its raft (Shutdown, NewRaft over the same log,
+// stable store, snapshots and transport), from its watcher goroutine, never
+// from raft's own. Its methods stay usable meanwhile.
 type Replica struct {
 	cfg   ReplicaConfig
 	lg    zerolog.Logger
@@ -62,7 +72,15 @@ type Replica struct {
 	store *LogStore
 	fsm   *FSM
 	snaps raft.SnapshotStore
-	raft  *raft.Raft
+	rc    *raft.Config   // for restarts
+	trans raft.Transport // cfg.Transport with its Close hidden from raft
+
+	// rf is the group's running raft; a restart swaps it. lifeMu orders
+	// restarts and Close: a restart never starts a raft after Close began.
+	rf       atomic.Pointer[raftInstance]
+	lifeMu   sync.Mutex
+	closed   bool // under lifeMu
+	restarts atomic.Uint64
 
 	// proposeMu orders proposals: the producer sequence check, recording
 	// the in-flight batch and raft.Apply happen under it, so raft's entry
@@ -123,9 +141,9 @@ func (r *Replica) start() error {
 	r.fsm = NewPartitionFSM(r.store, r.part, WithLogger(r.lg))
 	r.snaps = cfg.Snapshots
 	if r.snaps == nil {
-		s, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), 2, HCLogger(r.lg.Level(zerolog.WarnLevel)))
+		s, err := NewSnapshotStore(filepath.Join(cfg.Dir, "snapshots"), r.part.Log(), r.lg)
 		if err != nil {
-			return fmt.Errorf("replication: snapshot store: %w", err)
+			return err
 		}
 		r.snaps = s
 	}
@@ -152,11 +170,13 @@ func (r *Replica) start() error {
 			}
 		}
 	}
-	rf, err := raft.NewRaft(rc, r.fsm, r.store, cfg.Stable, r.snaps, cfg.Transport)
+	r.rc = rc
+	r.trans = keepOpen(cfg.Transport)
+	rf, err := raft.NewRaft(rc, r.fsm, r.store, cfg.Stable, r.snaps, r.trans)
 	if err != nil {
 		return fmt.Errorf("replication: start raft: %w", err)
 	}
-	r.raft = rf
+	r.rf.Store(newInstance(rf))
 	r.obs = raft.NewObserver(r.obsCh, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
 		case raft.LeaderObservation, raft.RaftState:
@@ -169,6 +189,108 @@ func (r *Replica) start() error {
 	return nil
 }
 
+// raftInstance is one run of the group's raft. gone is closed once the
+// replica has shut it down (restart or Close): raft's Shutdown answers
+// neither the futures still queued in its channels (an Apply or Barrier
+// in applyCh, a VerifyLeader in verifyCh) nor committed entries not yet
+// applied, so waiters also watch gone (await).
+type raftInstance struct {
+	*raft.Raft
+	gone     chan struct{}
+	goneOnce sync.Once
+}
+
+func newInstance(rf *raft.Raft) *raftInstance {
+	return &raftInstance{Raft: rf, gone: make(chan struct{})}
+}
+
+// shutdown shuts the raft down and then releases every waiter. Calling it
+// again (Close after a failed restart) does no harm.
+func (ri *raftInstance) shutdown() error {
+	err := ri.Shutdown().Error()
+	ri.goneOnce.Do(func() { close(ri.gone) })
+	return err
+}
+
+// await is f.Error(), or raft.ErrRaftShutdown once gone is closed and f has
+// no answer: its outcome is then unknown (an entry may still have been
+// stored, and commit under the next leader).
+func await(f raft.Future, gone <-chan struct{}) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }() // ends with f; never, for a future raft dropped
+	select {
+	case err := <-done:
+		return err
+	case <-gone:
+		select {
+		case err := <-done:
+			return err
+		default:
+			return raft.ErrRaftShutdown
+		}
+	}
+}
+
+// keepOpen returns t without its raft.WithClose: raft's Shutdown closes a
+// transport that has it, and a restart runs a new raft over the same one.
+// Close closes it instead. WithPreVote is kept (raft checks for it).
+func keepOpen(t raft.Transport) raft.Transport {
+	if pv, ok := t.(raft.WithPreVote); ok {
+		return transportPreVote{t, pv}
+	}
+	return transportOnly{t}
+}
+
+type transportOnly struct{ raft.Transport }
+
+type transportPreVote struct {
+	raft.Transport
+	pv raft.WithPreVote
+}
+
+func (t transportPreVote) RequestPreVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
+	return t.pv.RequestPreVote(id, target, args, resp)
+}
+
+// restartRaft replaces the group's raft with a new instance over the same
+// stores, so that it reads its last log entry back from the log: the fix
+// for the stale cached entry an InstallSnapshot can leave
+// (hashicorp/raft#697). It runs on the watcher goroutine, outside raft's.
+// Proposals to the old raft fail with ErrRaftShutdown
+// (NOT_LEADER_FOR_PARTITION); the replica is a follower anyway, as it
+// has just installed a leader's snapshot.
+func (r *Replica) restartRaft() error {
+	r.lifeMu.Lock()
+	defer r.lifeMu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.unready()
+	old := r.rf.Load()
+	old.DeregisterObserver(r.obs)
+	// Until the new raft sets its own, heartbeats queue like other RPCs
+	// instead of reaching the old raft, which ignores them.
+	r.trans.SetHeartbeatHandler(nil)
+	if err := old.shutdown(); err != nil {
+		return fmt.Errorf("replication: restart raft: shutdown: %w", err)
+	}
+	rf, err := raft.NewRaft(r.rc, r.fsm, r.store, r.cfg.Stable, r.snaps, r.trans)
+	if err != nil {
+		return fmt.Errorf("replication: restart raft: %w", err)
+	}
+	rf.RegisterObserver(r.obs)
+	r.rf.Store(newInstance(rf))
+	n := r.restarts.Add(1)
+	last, _ := r.store.LastIndex()
+	r.lg.Warn().Uint64("last_index", last).Uint64("restarts", n).
+		Msg("restarted raft after a snapshot install cut the log below its cached last entry (hashicorp/raft#697)")
+	return nil
+}
+
+// RaftRestarts counts the raft restarts after snapshot installs
+// (hashicorp/raft#697) since open.
+func (r *Replica) RaftRestarts() uint64 { return r.restarts.Load() }
+
 // Partition is the read side: Fetch (up to the committed high watermark,
 // on any replica), ListOffset without a leadership check, HighWatermark,
 // LogStartOffset, Changed, Config, Log, Topic, Index.
@@ -177,23 +299,28 @@ func (r *Replica) Partition() *partition.Partition { return r.part }
 // FSM is the replica's state machine (for metrics and tests).
 func (r *Replica) FSM() *FSM { return r.fsm }
 
-// Raft is the group's raft, for membership changes and leadership transfer.
-func (r *Replica) Raft() *raft.Raft { return r.raft }
+// Raft is the group's raft, for membership changes and leadership
+// transfer. A restart after a snapshot install (hashicorp/raft#697)
+// replaces it: call Raft for each use rather than keeping the result; the
+// replaced instance answers ErrRaftShutdown.
+func (r *Replica) Raft() *raft.Raft { return r.rf.Load().Raft }
 
 // Leader is the leader this replica knows of ("" when none) and its term.
 func (r *Replica) Leader() (id raft.ServerID, term uint64) {
-	_, id = r.raft.LeaderWithID()
-	return id, r.raft.CurrentTerm()
+	rf := r.rf.Load()
+	_, id = rf.LeaderWithID()
+	return id, rf.CurrentTerm()
 }
 
 // IsLeader reports whether this replica is the group's leader.
-func (r *Replica) IsLeader() bool { return r.raft.State() == raft.Leader }
+func (r *Replica) IsLeader() bool { return r.rf.Load().State() == raft.Leader }
 
 // Ready reports whether this replica is the leader and has applied its
 // whole log in its term, so it takes writes.
 func (r *Replica) Ready() bool {
 	t := r.readyTerm.Load()
-	return t != 0 && t == r.raft.CurrentTerm() && r.raft.State() == raft.Leader
+	rf := r.rf.Load()
+	return t != 0 && t == rf.CurrentTerm() && rf.State() == raft.Leader
 }
 
 // SetConfig applies a changed topic configuration to this replica (every
@@ -202,7 +329,8 @@ func (r *Replica) SetConfig(cfg partition.Config) error { return r.part.SetConfi
 
 // watch follows leadership: it reports leader changes, makes a new leader
 // ready (barrier, then clear the in-flight view) and unready when it
-// loses leadership.
+// loses leadership. It also restarts raft when the FSM's Restore asks for
+// it (hashicorp/raft#697).
 func (r *Replica) watch() {
 	defer close(r.watched)
 	var lastID raft.ServerID
@@ -210,20 +338,28 @@ func (r *Replica) watch() {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	for {
+		rf := r.rf.Load()
 		select {
 		case <-r.closing:
 			return
-		case <-r.raft.LeaderCh():
+		case <-r.fsm.stale:
+			if err := r.restartRaft(); err != nil {
+				// The replica can take no part in the group any more;
+				// every call answers NOT_LEADER_FOR_PARTITION until Close.
+				r.lg.Error().Err(err).Msg("raft restart failed")
+			}
+			rf = r.rf.Load()
+		case <-rf.LeaderCh():
 		case <-r.obsCh:
 		case <-retry.C:
 		}
-		_, id := r.raft.LeaderWithID()
-		term := r.raft.CurrentTerm()
+		_, id := rf.LeaderWithID()
+		term := rf.CurrentTerm()
 		if (id != lastID || term != lastTerm) && r.cfg.OnLeaderChange != nil {
 			r.cfg.OnLeaderChange(id, term)
 		}
 		lastID, lastTerm = id, term
-		if r.raft.State() != raft.Leader {
+		if rf.State() != raft.Leader {
 			r.unready()
 			continue
 		}
@@ -234,8 +370,8 @@ func (r *Replica) watch() {
 		// ReadIndex and producer state both need everything in the log
 		// applied: a barrier commits an entry of this term (and so every
 		// earlier one) and returns once the FSM has applied them.
-		err := r.raft.Barrier(0).Error()
-		if err == nil && r.raft.State() == raft.Leader && r.raft.CurrentTerm() == term {
+		err := await(rf.Barrier(0), rf.gone)
+		if err == nil && rf.State() == raft.Leader && rf.CurrentTerm() == term {
 			r.proposeMu.Lock()
 			r.part.ClearInflight()
 			r.readyTerm.Store(term)
@@ -243,10 +379,9 @@ func (r *Replica) watch() {
 			r.lg.Info().Uint64("term", term).Int64("high_watermark", r.part.HighWatermark()).Msg("leader ready")
 			continue
 		}
-		if errors.Is(err, raft.ErrRaftShutdown) {
-			return
-		}
-		// Lost it again, or the barrier failed: look again shortly.
+		// Lost it again, the barrier failed, or raft was shut down (Close
+		// or a restart, which only this goroutine does): look again
+		// shortly.
 		retry.Reset(50 * time.Millisecond)
 	}
 }
@@ -272,6 +407,7 @@ func (r *Replica) unready() {
 // committed and applied.
 type proposal struct {
 	future raft.ApplyFuture // set under proposeMu before anyone can Wait
+	gone   chan struct{}    // of the raft instance future belongs to
 	once   sync.Once
 	done   chan struct{}
 	off    int64
@@ -295,7 +431,7 @@ func (p *proposal) Done() bool {
 func (p *proposal) Wait() (int64, error) {
 	p.once.Do(func() {
 		defer close(p.done)
-		if err := p.future.Error(); err != nil {
+		if err := await(p.future, p.gone); err != nil {
 			p.err = err
 			return
 		}
@@ -381,7 +517,8 @@ func (r *Replica) ProduceCommand(cmd []byte, acks int16) (wait func() (partition
 		r.nAcks1.Add(1)
 		r.ackMu.Unlock()
 	}
-	prop.future = r.raft.Apply(cmd, 0)
+	rf := r.rf.Load()
+	prop.future, prop.gone = rf.Apply(cmd, 0), rf.gone
 	r.proposeMu.Unlock()
 
 	switch acks {
@@ -491,7 +628,8 @@ func (r *Replica) ListOffset(ts int64) (offset, timestamp int64, err error) {
 	if !r.Ready() {
 		return 0, 0, kerr.NotLeaderForPartition
 	}
-	if err := r.raft.VerifyLeader().Error(); err != nil {
+	rf := r.rf.Load()
+	if err := await(rf.VerifyLeader(), rf.gone); err != nil {
 		return 0, 0, r.kafkaErr(err)
 	}
 	return r.part.ListOffset(ts)
@@ -539,9 +677,10 @@ func (r *Replica) ApplyRetention() error {
 		return r.kafkaErr(err)
 	}
 	if blocked {
-		// Persist trims again once the snapshot is stored.
-		err := r.raft.Snapshot().Error()
-		if err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		// Persist trims again once the snapshot is stored. A raft shut
+		// down (Close, or a restart) trims at the next call.
+		err := r.rf.Load().Snapshot().Error()
+		if err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) && !errors.Is(err, raft.ErrRaftShutdown) {
 			return r.kafkaErr(err)
 		}
 	}
@@ -549,8 +688,9 @@ func (r *Replica) ApplyRetention() error {
 }
 
 func (r *Replica) propose(cmd []byte) error {
-	f := r.raft.Apply(cmd, 0)
-	if err := f.Error(); err != nil {
+	rf := r.rf.Load()
+	f := rf.Apply(cmd, 0)
+	if err := await(f, rf.gone); err != nil {
 		return r.kafkaErr(err)
 	}
 	if err, ok := f.Response().(error); ok {
@@ -560,17 +700,28 @@ func (r *Replica) propose(cmd []byte) error {
 }
 
 // Close takes a snapshot (so that the next open replays nothing), shuts
-// raft down and closes the partition. It is idempotent.
+// raft down, closes the transport (when it has a Close) and closes the
+// partition. It is idempotent, and safe during a raft restart: it waits
+// for the restart and shuts the new raft down.
 func (r *Replica) Close() error {
 	r.closeOnce.Do(func() {
-		if err := r.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		r.lifeMu.Lock()
+		r.closed = true
+		rf := r.rf.Load()
+		r.lifeMu.Unlock()
+		if err := rf.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
 			r.lg.Warn().Err(err).Msg("snapshot at close")
 		}
 		close(r.closing)
-		err := r.raft.Shutdown().Error()
-		r.raft.DeregisterObserver(r.obs)
+		err := rf.shutdown()
+		rf.DeregisterObserver(r.obs)
 		<-r.watched
 		r.readyTerm.Store(0)
+		if c, ok := r.cfg.Transport.(raft.WithClose); ok {
+			if cerr := c.Close(); err == nil {
+				err = cerr
+			}
+		}
 		if cerr := r.part.Close(); err == nil {
 			err = cerr
 		}

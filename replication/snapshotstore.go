@@ -51,8 +51,10 @@ var ErrSnapshotStream = errors.New("replication: bad snapshot stream")
 //     files into the log; FSM.Restore calls it.
 //
 // The sink tells the two uses apart by the first bytes: a stream starts
-// with streamPrefix ("SLSS", 1, 0, 0, 0), so an FSM manifest must not begin
-// with any non-empty prefix of it.
+// with streamPrefix ("SLSS", 1, 0, 0, 0), so an FSM manifest must differ
+// from it within its first len(streamPrefix) bytes (the partition FSM's
+// starts "SLSN"). FSM.Init reads a local snapshot's manifest through
+// Manifest, never through Open.
 //
 // Stream format (little-endian; header CRC-32C protected):
 //
@@ -356,6 +358,22 @@ func (s *SnapshotStore) List() ([]*raft.SnapshotMeta, error) {
 		}
 	}
 	return out, nil
+}
+
+// Manifest returns snapshot id's raft metadata (Size: the manifest's
+// length) and the FSM manifest it holds, without opening the log: what
+// FSM.Init needs at open, where Open would stream every segment through
+// the snapshot's index. The returned bytes must not be modified.
+func (s *SnapshotStore) Manifest(id string) (*raft.SnapshotMeta, []byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sn, err := s.read(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	meta := sn.meta
+	meta.Size = int64(len(sn.manifest))
+	return &meta, sn.manifest, nil
 }
 
 // Open opens snapshot id. For a local (or installed) snapshot the reader is

@@ -121,8 +121,9 @@ type ssCluster struct {
 func ssRaftConfig(id string) *raft.Config {
 	c := raft.DefaultConfig()
 	c.LocalID = raft.ServerID(id)
-	c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
-	c.CommitTimeout = 5 * time.Millisecond
+	// The timings of the other tests: 50 ms lost leaderships under -race
+	// on two cores ("leadership lost while committing log").
+	fastTimings(c)
 	c.TrailingLogs, c.SnapshotThreshold, c.SnapshotInterval = math.MaxUint64, math.MaxUint64, time.Hour
 	c.NoSnapshotRestoreOnStart = true
 	c.Logger = hclog.NewNullLogger()
