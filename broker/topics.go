@@ -333,6 +333,9 @@ func (r *registry) removeDir(dir string) {
 		return
 	}
 	os.RemoveAll(gone)
+	// A snapshot install interrupted by a crash leaves its staging area
+	// beside the replica's directory (log.Log.NewStaging).
+	os.RemoveAll(dir + ".staging")
 }
 
 // publish builds and publishes the view of st; the caller holds mu.

@@ -103,10 +103,9 @@ func RaftConfig(id raft.ServerID) *raft.Config {
 // CheckConfig returns ErrConfig when c would let raft delete records from
 // a LogStore: TrailingLogs below its maximum (raft would then issue head
 // DeleteRange calls, and on a follower a racing conflict truncation could
-// make one look like a suffix) or snapshot restore on start (the partition
-// FSM's Restore replaces the log's segments, which at start already are the
-// state and which a local manifest-only snapshot cannot replace).
-// ReloadConfig can change
+// make one look like a suffix) or snapshot restore on start (at start the
+// log's segments already are the state; Restore would reinstall them from
+// the local snapshot for nothing, or refuse). ReloadConfig can change
 // TrailingLogs on a live raft; the same rule applies to what is passed there.
 func CheckConfig(c *raft.Config) error {
 	if c.TrailingLogs != math.MaxUint64 {

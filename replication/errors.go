@@ -17,8 +17,9 @@ var (
 	// ErrSnapshot is returned by FSM.Restore for a manifest that is
 	// damaged or of an unknown version.
 	ErrSnapshot = errors.New("replication: bad snapshot manifest")
-	// ErrSnapshotNeedsSegments is returned by FSM.Restore when the local log
-	// does not hold the snapshot's last entry: installing it needs the
-	// segment files streamed with the snapshot, which this FSM cannot do.
+	// ErrSnapshotNeedsSegments is returned by FSM.Restore for a snapshot
+	// that carries a manifest only (a store other than SnapshotStore) when
+	// the local log does not hold the snapshot's last entry: the records it
+	// describes would be missing.
 	ErrSnapshotNeedsSegments = errors.New("replication: snapshot not covered by the local log")
 )
