@@ -39,6 +39,7 @@ type Broker struct {
 	cfg     config.Config
 	lg      zerolog.Logger
 	reg     *registry
+	ops     *clusterOps
 	metrics *metrics.Metrics
 	http    *metrics.Server
 
@@ -54,8 +55,8 @@ type Broker struct {
 	stopOnce sync.Once
 	ready    atomic.Bool
 
-	connMu sync.Mutex
-	conns  map[*conn]struct{}
+	connMu   sync.Mutex
+	conns    map[*conn]struct{}
 	connWG   sync.WaitGroup
 	bgWG     sync.WaitGroup
 	reportWG sync.WaitGroup
@@ -89,6 +90,7 @@ func New(cfg config.Config, lg zerolog.Logger) (*Broker, error) {
 	}
 	b := &Broker{cfg: cfg, lg: lg, metrics: metrics.New(), closing: make(chan struct{}), conns: map[*conn]struct{}{}}
 	b.reg = newRegistry(b, ident, defaults)
+	b.ops = newClusterOps(b)
 	b.metrics.SetPartitionSource(b.partitionStats)
 	return b, nil
 }
@@ -107,6 +109,7 @@ func (b *Broker) Start() error {
 	if err != nil {
 		return fmt.Errorf("broker: listen %s: %w", b.cfg.RaftAddr, err)
 	}
+	b.ops.register()
 	fail := func(err error) error {
 		b.closeStorage()
 		return err
@@ -153,15 +156,21 @@ func (b *Broker) Start() error {
 	}
 	b.advHost, b.advPort = host, int32(p)
 	b.http = metrics.NewServer(b.cfg.HTTPAddr, b.metrics, b.readyErr, b.lg)
+	b.registerAdminRoutes()
 	if err := b.http.Start(); err != nil {
 		ln.Close()
 		return fail(err)
 	}
-	b.bgWG.Add(4)
+	b.bgWG.Add(5)
 	go b.acceptLoop()
 	go b.retentionLoop()
 	go b.reg.reconcileLoop()
 	go b.registerLoop()
+	go b.ops.runMoves()
+	if b.cfg.AutoLeaderRebalance {
+		b.bgWG.Add(1)
+		go b.ops.balanceLoop()
+	}
 	b.lg.Info().Str("kafka_addr", ln.Addr().String()).Str("advertised", adv).Str("http_addr", b.http.Addr()).
 		Str("raft_addr", string(b.mux.Addr())).Int("controller_voters", len(voters)).
 		Str("data_dir", b.cfg.DataDir).Int32("node_id", b.cfg.NodeID).Msg("sluiced serving")

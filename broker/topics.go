@@ -190,7 +190,9 @@ func (r *registry) partDir(id controller.TopicID, p int32) string {
 	return filepath.Join(r.topicDir(id), strconv.Itoa(int(p)))
 }
 
-func groupID(id controller.TopicID, p int32) string { return "p/" + id.String() + "/" + strconv.Itoa(int(p)) }
+func groupID(id controller.TopicID, p int32) string {
+	return "p/" + id.String() + "/" + strconv.Itoa(int(p))
+}
 
 // reconcileLoop applies every new controller state: it opens the replicas
 // assigned to this broker, closes (and deletes) those no longer assigned,
@@ -248,6 +250,7 @@ func (r *registry) reconcile(st *controller.State) bool {
 				continue
 			}
 			r.replicas[k], r.configs[k] = rep, cfg
+			r.b.ops.kickBalance() // spread leaders once the new group has one
 		}
 	}
 	for k, rep := range r.replicas {
@@ -261,13 +264,23 @@ func (r *registry) reconcile(st *controller.State) bool {
 		delete(r.configs, k)
 		r.b.mux.RemoveGroup(groupID(k.id, k.p))
 		r.removeDir(r.partDir(k.id, k.p))
-		if st.TopicByID(k.id) == nil {
+		if st.TopicByID(k.id) == nil || !wantsTopic(want, k.id) {
 			r.removeDir(r.topicDir(k.id))
 		}
 		r.lg.Info().Str("topic_id", k.id.String()).Int32("partition", k.p).Msg("replica removed")
 	}
 	r.publish(st)
 	return ok
+}
+
+// wantsTopic reports whether a replica of topic id is assigned here.
+func wantsTopic(want map[partKey]bool, id controller.TopicID) bool {
+	for k := range want {
+		if k.id == id {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *registry) openReplica(st *controller.State, t *controller.TopicState, p int32, a controller.Assignment, cfg partition.Config) (replica, error) {

@@ -59,6 +59,16 @@ type Config struct {
 	// replaced. Lower fails over faster; higher costs less idle CPU per
 	// partition replica.
 	RaftHeartbeatTimeout time.Duration `yaml:"raft_heartbeat_timeout"`
+	// AutoLeaderRebalance makes each partition leader hand leadership to
+	// the partition's preferred replica (the first of its replicas) once
+	// that replica is caught up, every LeaderRebalanceInterval and shortly
+	// after it becomes leader, so leaders spread as placement intended
+	// (Kafka auto.leader.rebalance.enable).
+	AutoLeaderRebalance bool `yaml:"auto_leader_rebalance"`
+	// LeaderRebalanceInterval is how often a broker checks the partitions
+	// it leads for a preferred replica to hand leadership to (Kafka
+	// leader.imbalance.check.interval.seconds).
+	LeaderRebalanceInterval time.Duration `yaml:"leader_rebalance_interval"`
 
 	// MaxRequestBytes caps the size of any request frame, checked before the
 	// frame is read (Kafka socket.request.max.bytes).
@@ -136,6 +146,9 @@ func Default() Config {
 
 		RaftAddr:             "127.0.0.1:9192",
 		RaftHeartbeatTimeout: time.Second,
+
+		AutoLeaderRebalance:     true,
+		LeaderRebalanceInterval: 30 * time.Second,
 
 		MaxRequestBytes:        100 << 20, // 104857600, Kafka's default
 		MaxControlRequestBytes: 1 << 20,
@@ -325,6 +338,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RaftHeartbeatTimeout < 50*time.Millisecond || c.RaftHeartbeatTimeout > time.Minute {
 		bad("raft_heartbeat_timeout", c.RaftHeartbeatTimeout, "must be in [50ms, 1m]")
+	}
+	if c.LeaderRebalanceInterval < 100*time.Millisecond {
+		bad("leader_rebalance_interval", c.LeaderRebalanceInterval, "must be >= 100ms")
 	}
 	if c.ClusterID != "" {
 		if b, err := base64.RawURLEncoding.DecodeString(c.ClusterID); err != nil || len(b) != 16 {

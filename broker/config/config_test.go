@@ -27,6 +27,7 @@ func TestDefaultValues(t *testing.T) {
 	want := Config{
 		NodeID: 1, DataDir: "./data", KafkaAddr: "127.0.0.1:9092", HTTPAddr: "127.0.0.1:9644",
 		RaftAddr: "127.0.0.1:9192", RaftHeartbeatTimeout: time.Second,
+		AutoLeaderRebalance: true, LeaderRebalanceInterval: 30 * time.Second,
 		MaxRequestBytes: 104857600, MaxControlRequestBytes: 1048576,
 		AutoCreateTopics: true, DefaultPartitions: 1, DefaultReplicationFactor: 1,
 		RetentionMs: 604800000, RetentionBytes: -1, SegmentBytes: 1073741824, SegmentMs: 604800000,
@@ -73,6 +74,8 @@ func TestValidateEachField(t *testing.T) {
 		{"controller_voters", `"1@a"`, func(c *Config) { c.ControllerVoters = "1@a" }},
 		{"raft_heartbeat_timeout", "10ms", func(c *Config) { c.RaftHeartbeatTimeout = 10 * time.Millisecond }},
 		{"raft_heartbeat_timeout", "2m0s", func(c *Config) { c.RaftHeartbeatTimeout = 2 * time.Minute }},
+		{"leader_rebalance_interval", "99ms", func(c *Config) { c.LeaderRebalanceInterval = 99 * time.Millisecond }},
+		{"leader_rebalance_interval", "0s", func(c *Config) { c.LeaderRebalanceInterval = 0 }},
 		{"cluster_id", `"my-cluster"`, func(c *Config) { c.ClusterID = "my-cluster" }},
 		{"cluster_id", `"MkU3OEVBNTcwNTJENDM2Qk=="`, func(c *Config) { c.ClusterID = "MkU3OEVBNTcwNTJENDM2Qk==" }},
 		{"max_request_bytes", "1023", func(c *Config) { c.MaxRequestBytes = 1023 }},
@@ -129,7 +132,8 @@ func TestValidateEachField(t *testing.T) {
 		})
 	}
 	for _, o := range options {
-		if !tested[o.key] && o.key != "auto_create_topics" { // a bool has no invalid value
+		// A bool has no invalid value.
+		if !tested[o.key] && o.key != "auto_create_topics" && o.key != "auto_leader_rebalance" {
 			t.Errorf("no validation case for %s", o.key)
 		}
 	}

@@ -61,6 +61,14 @@ var options = []option{
 		func(fs *pflag.FlagSet, c *Config, n, u string) {
 			fs.DurationVar(&c.RaftHeartbeatTimeout, n, c.RaftHeartbeatTimeout, u)
 		}},
+	{"auto_leader_rebalance", "hand each partition's leadership to its preferred replica (the first listed) once that replica is caught up, periodically and shortly after a leader change, so leaders spread across brokers (Kafka auto.leader.rebalance.enable)",
+		func(fs *pflag.FlagSet, c *Config, n, u string) {
+			fs.BoolVar(&c.AutoLeaderRebalance, n, c.AutoLeaderRebalance, u)
+		}},
+	{"leader_rebalance_interval", "how often a broker checks the partitions it leads for a preferred replica to hand leadership to, as a duration such as 30s, at least 100ms (Kafka leader.imbalance.check.interval.seconds)",
+		func(fs *pflag.FlagSet, c *Config, n, u string) {
+			fs.DurationVar(&c.LeaderRebalanceInterval, n, c.LeaderRebalanceInterval, u)
+		}},
 
 	{"max_request_bytes", "largest request frame in bytes, checked before the frame is read (Kafka socket.request.max.bytes)",
 		func(fs *pflag.FlagSet, c *Config, n, u string) {

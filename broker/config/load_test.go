@@ -43,6 +43,8 @@ var layerValues = map[string][3]string{
 	"advertised_raft_addr":       {"a.example:9093", "b.example:9093", "c.example:9093"},
 	"controller_voters":          {"1@a.example:9093", "1@a:9093,2@b:9093,3@c:9093", "5@e.example:9093"},
 	"raft_heartbeat_timeout":     {"500ms", "2s", "3s"},
+	"auto_leader_rebalance":      {"false", "true", "false"},
+	"leader_rebalance_interval":  {"10s", "1m", "5m"},
 	"max_request_bytes":          {"2097152", "4194304", "8388608"},
 	"max_control_request_bytes":  {"4096", "8192", "16384"},
 	"auto_create_topics":         {"false", "true", "false"},

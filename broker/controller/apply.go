@@ -21,6 +21,14 @@ const (
 	OpSetLeader        = "set_leader"   // TopicID, Partition, Leader, Term
 	OpSetReplicas      = "set_replicas" // TopicID, Partition, Replicas
 	OpDrainBroker      = "drain_broker" // BrokerID, Draining
+	// OpReassign starts moving a partition to the replicas in Replicas:
+	// the assignment becomes the old replicas plus the new ones, with
+	// Target naming the new set. TopicID, Partition, Replicas.
+	OpReassign = "reassign"
+	// OpCompleteReassign ends a move once the partition's raft membership
+	// is Target: Replicas becomes Target. TopicID, Partition, Replicas (the
+	// Target it completes, so a stale completion is refused).
+	OpCompleteReassign = "complete_reassign"
 )
 
 // MaxPartitions bounds a topic's partition count: each is a raft group,
@@ -168,9 +176,101 @@ func (s *State) apply(index uint64, data []byte) Result {
 		a.Replicas = slices.Clone(cmd.Replicas)
 		a.Epoch++
 		return Result{}
+	case OpReassign:
+		return s.reassign(cmd)
+	case OpCompleteReassign:
+		return s.completeReassign(cmd)
 	default:
 		return fail(kerr.InvalidRequest, "unknown operation %q", cmd.Op)
 	}
+}
+
+// reassign starts a move of a partition to cmd.Replicas. Repeating it is
+// harmless; a different target while one is in progress is refused.
+func (s *State) reassign(cmd Command) Result {
+	t := s.byID[cmd.TopicID]
+	if t == nil || cmd.Partition < 0 || int(cmd.Partition) >= len(t.Partitions) {
+		return fail(kerr.UnknownTopicOrPartition, "no partition %s/%d", cmd.TopicID, cmd.Partition)
+	}
+	a := t.Partitions[cmd.Partition]
+	target := cmd.Replicas
+	if len(target) == 0 || hasDuplicates(target) {
+		return fail(kerr.InvalidReplicaAssignment, "replicas %v: want one or more distinct brokers", target)
+	}
+	for _, id := range target {
+		b := s.Brokers[id]
+		if b == nil {
+			return fail(kerr.InvalidReplicaAssignment, "broker %d is not registered", id)
+		}
+		if b.Draining && !slices.Contains(a.Replicas, id) {
+			return fail(kerr.InvalidReplicaAssignment, "broker %d is draining: it takes no new replicas", id)
+		}
+	}
+	switch {
+	case a.Target != nil && slices.Equal(a.Target, target):
+		return Result{} // a repeat
+	case a.Target != nil:
+		return fail(kerr.ReassignmentInProgress, "partition %s/%d is already moving to %v", t.Name, cmd.Partition, a.Target)
+	case a.Leader < 0:
+		// Until a leader is known, some initial replicas may not have
+		// bootstrapped the group yet; after the epoch changes they never
+		// would.
+		return fail(kerr.LeaderNotAvailable, "partition %s/%d has no leader yet", t.Name, cmd.Partition)
+	}
+	t = s.mutTopic(t.Name)
+	m := &t.Partitions[cmd.Partition]
+	if sameSet(m.Replicas, target) {
+		m.Replicas = slices.Clone(target) // a new order: only the preferred leader changes
+		return Result{}
+	}
+	union := slices.Clone(m.Replicas)
+	for _, id := range target {
+		if !slices.Contains(union, id) {
+			union = append(union, id)
+		}
+	}
+	if !slices.Equal(union, m.Replicas) {
+		m.Replicas = union
+		m.Epoch++
+	}
+	m.Target = slices.Clone(target)
+	return Result{}
+}
+
+// completeReassign ends a move: Replicas becomes Target.
+func (s *State) completeReassign(cmd Command) Result {
+	t := s.byID[cmd.TopicID]
+	if t == nil || cmd.Partition < 0 || int(cmd.Partition) >= len(t.Partitions) {
+		return fail(kerr.UnknownTopicOrPartition, "no partition %s/%d", cmd.TopicID, cmd.Partition)
+	}
+	a := t.Partitions[cmd.Partition]
+	switch {
+	case a.Target == nil && slices.Equal(a.Replicas, cmd.Replicas):
+		return Result{} // a repeat
+	case a.Target == nil:
+		return fail(kerr.NoReassignmentInProgress, "partition %s/%d is not moving", t.Name, cmd.Partition)
+	case !slices.Equal(a.Target, cmd.Replicas):
+		return fail(kerr.ReassignmentInProgress, "partition %s/%d is moving to %v, not %v", t.Name, cmd.Partition, a.Target, cmd.Replicas)
+	}
+	t = s.mutTopic(t.Name)
+	m := &t.Partitions[cmd.Partition]
+	m.Replicas, m.Target = m.Target, nil
+	m.Epoch++
+	return Result{}
+}
+
+// sameSet reports whether a and b hold the same brokers (in any order);
+// neither has duplicates.
+func sameSet(a, b []int32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, id := range a {
+		if !slices.Contains(b, id) {
+			return false
+		}
+	}
+	return true
 }
 
 func hasDuplicates(ids []int32) bool {
@@ -226,6 +326,9 @@ func (s *State) createPartitions(cmd Command) Result {
 		return fail(kerr.InvalidPartitions, "%d partitions; the limit is %d", cmd.Partitions, MaxPartitions)
 	}
 	rf := len(old.Partitions[0].Replicas)
+	if t := old.Partitions[0].Target; t != nil {
+		rf = len(t) // partition 0 is moving: Replicas holds old and new
+	}
 	eligible := s.eligible()
 	if rf > len(eligible) {
 		return fail(kerr.InvalidReplicationFactor, "replication factor %d; %d brokers can take replicas", rf, len(eligible))

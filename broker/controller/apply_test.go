@@ -151,3 +151,81 @@ func TestSetLeaderTerms(t *testing.T) {
 		t.Fatalf("decoded %+v", d)
 	}
 }
+
+// A move: reassign adds the new replicas next to the old ones (so both
+// sets host the partition) and records the target; completing it leaves
+// the target. Repeats are harmless, conflicting or stale ones refused.
+func TestReassign(t *testing.T) {
+	s := threeBrokers(t)
+	mustApply(t, s, 4, Command{Op: OpRegisterBroker, Broker: &BrokerInfo{ID: 4, Host: "h", Port: 9095}})
+	id := TopicID{5}
+	mustApply(t, s, 10, Command{Op: OpCreateTopic, Topic: "a", TopicID: id, Partitions: 2, Assignments: [][]int32{{1, 2, 3}, {2, 3, 1}}})
+	move := Command{Op: OpReassign, TopicID: id, Partition: 0, Replicas: []int32{2, 3, 4}}
+	if r := mustApply(t, s, 11, move); r.Code != kerr.LeaderNotAvailable.Code {
+		t.Fatalf("move before any leader: %+v", r)
+	}
+	mustApply(t, s, 12, Command{Op: OpSetLeader, TopicID: id, Partition: 0, Leader: 1, Term: 2})
+	before := s.clone()
+	if r := mustApply(t, s, 13, move); r.Code != 0 {
+		t.Fatal(r)
+	}
+	a := s.Topic("a").Partitions[0]
+	if !slices.Equal(a.Replicas, []int32{1, 2, 3, 4}) || !slices.Equal(a.Target, []int32{2, 3, 4}) || a.Epoch != 1 || !slices.Equal(a.Bootstrap, []int32{1, 2, 3}) {
+		t.Fatalf("during the move: %+v", a)
+	}
+	if b := before.Topic("a").Partitions[0]; b.Target != nil || len(b.Replicas) != 3 {
+		t.Fatalf("published state changed: %+v", b)
+	}
+	if r := mustApply(t, s, 14, move); r.Code != 0 || s.Topic("a").Partitions[0].Epoch != 1 {
+		t.Fatalf("repeat: %+v %+v", r, s.Topic("a").Partitions[0])
+	}
+	other := Command{Op: OpReassign, TopicID: id, Partition: 0, Replicas: []int32{1, 2, 4}}
+	if r := mustApply(t, s, 15, other); r.Code != kerr.ReassignmentInProgress.Code {
+		t.Fatalf("second target: %+v", r)
+	}
+	if r := mustApply(t, s, 16, Command{Op: OpCompleteReassign, TopicID: id, Partition: 0, Replicas: []int32{1, 2, 4}}); r.Code != kerr.ReassignmentInProgress.Code {
+		t.Fatalf("completing another target: %+v", r)
+	}
+	// Growing the topic meanwhile keeps the replication factor of the target.
+	mustApply(t, s, 17, Command{Op: OpCreatePartitions, Topic: "a", Partitions: 3})
+	if p := s.Topic("a").Partitions[2]; len(p.Replicas) != 3 {
+		t.Fatalf("new partition during a move: %+v", p)
+	}
+	done := Command{Op: OpCompleteReassign, TopicID: id, Partition: 0, Replicas: []int32{2, 3, 4}}
+	for i := range 2 { // the second is a repeat
+		if r := mustApply(t, s, uint64(18+i), done); r.Code != 0 {
+			t.Fatal(r)
+		}
+	}
+	if a := s.Topic("a").Partitions[0]; !slices.Equal(a.Replicas, []int32{2, 3, 4}) || a.Target != nil || a.Epoch != 2 {
+		t.Fatalf("after the move: %+v", a)
+	}
+	if r := mustApply(t, s, 20, Command{Op: OpCompleteReassign, TopicID: id, Partition: 1, Replicas: []int32{1}}); r.Code != kerr.NoReassignmentInProgress.Code {
+		t.Fatalf("completing no move: %+v", r)
+	}
+	// A new order of the same brokers only changes the preferred leader.
+	mustApply(t, s, 21, Command{Op: OpSetLeader, TopicID: id, Partition: 1, Leader: 2, Term: 1})
+	if r := mustApply(t, s, 22, Command{Op: OpReassign, TopicID: id, Partition: 1, Replicas: []int32{3, 1, 2}}); r.Code != 0 {
+		t.Fatal(r)
+	}
+	if a := s.Topic("a").Partitions[1]; !slices.Equal(a.Replicas, []int32{3, 1, 2}) || a.Target != nil || a.Epoch != 0 {
+		t.Fatalf("reorder: %+v", a)
+	}
+	// Draining brokers take no new replicas; bad targets are refused.
+	mustApply(t, s, 23, Command{Op: OpDrainBroker, BrokerID: 4, Draining: true})
+	for _, bad := range [][]int32{{3, 1, 4}, {1, 1, 2}, nil, {1, 9}} {
+		if r := mustApply(t, s, 24, Command{Op: OpReassign, TopicID: id, Partition: 1, Replicas: bad}); r.Code != kerr.InvalidReplicaAssignment.Code {
+			t.Errorf("target %v: %+v", bad, r)
+		}
+	}
+	if r := mustApply(t, s, 25, Command{Op: OpReassign, TopicID: id, Partition: 7, Replicas: []int32{1}}); r.Code != kerr.UnknownTopicOrPartition.Code {
+		t.Errorf("unknown partition: %+v", r)
+	}
+	// The state survives a snapshot round trip with a move in progress.
+	mustApply(t, s, 26, Command{Op: OpReassign, TopicID: id, Partition: 1, Replicas: []int32{3, 1}})
+	enc, _ := s.encode()
+	d, err := decodeState(enc)
+	if err != nil || !slices.Equal(d.Topic("a").Partitions[1].Target, []int32{3, 1}) {
+		t.Fatalf("decoded %+v %v", d.Topic("a").Partitions[1], err)
+	}
+}

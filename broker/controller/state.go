@@ -71,6 +71,12 @@ type Assignment struct {
 	Bootstrap []int32 `json:"bootstrap"`
 	// Epoch counts replica set changes.
 	Epoch int32 `json:"epoch"`
+	// Target, when set, is the replica set a reassignment (a move) is
+	// heading for; Replicas then holds the old and the new replicas
+	// together, so every broker of either set hosts a replica while the
+	// partition's raft membership changes. Completing the move sets
+	// Replicas to Target and clears it. See broker/clusterops.go.
+	Target []int32 `json:"target,omitempty"`
 	// Leader is the last leader a replica reported (-1: none yet), and
 	// LeaderTerm the raft term it reported it for; later terms win.
 	Leader     int32  `json:"leader"`
@@ -131,6 +137,7 @@ func (s *State) mutTopic(name string) *TopicState {
 	for i := range t.Partitions {
 		t.Partitions[i].Replicas = slices.Clone(t.Partitions[i].Replicas)
 		t.Partitions[i].Bootstrap = slices.Clone(t.Partitions[i].Bootstrap)
+		t.Partitions[i].Target = slices.Clone(t.Partitions[i].Target)
 	}
 	s.Topics[name], s.byID[t.ID] = &t, &t
 	return &t
