@@ -6,6 +6,7 @@ import (
 	stdlog "log"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -59,6 +60,13 @@ func NewServer(addr string, m *Metrics, ready func() error, log zerolog.Logger) 
 	if m != nil {
 		s.mux.Handle("GET /metrics", m.Handler(log))
 	}
+	// Go's profiler, for performance work on a running broker (the admin
+	// port is for operators; keep it off public networks).
+	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	s.srv = &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: ReadHeaderTimeout,
