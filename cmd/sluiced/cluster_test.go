@@ -19,7 +19,7 @@ import (
 
 // procCluster is three sluiced processes on loopback forming one cluster.
 type procCluster struct {
-	t      *testing.T
+	t      testing.TB
 	dirs   [3]string
 	kafka  [3]string
 	raft   [3]string
@@ -27,10 +27,11 @@ type procCluster struct {
 	cmds   [3]*exec.Cmd
 	logs   [3]*os.File
 	voters string
+	hb     string // --raft-heartbeat-timeout
 }
 
-func newProcCluster(t *testing.T) *procCluster {
-	c := &procCluster{t: t}
+func newProcCluster(t testing.TB) *procCluster {
+	c := &procCluster{t: t, hb: "300ms"}
 	var vs []string
 	for i := range 3 {
 		c.dirs[i] = t.TempDir()
@@ -71,7 +72,7 @@ func (c *procCluster) start(i int) {
 	}
 	cmd := exec.Command(binary, "--node-id", fmt.Sprint(i+1), "--data-dir", c.dirs[i],
 		"--kafka-addr", c.kafka[i], "--raft-addr", c.raft[i], "--http-addr", c.http[i],
-		"--controller-voters", c.voters, "--raft-heartbeat-timeout", "300ms",
+		"--controller-voters", c.voters, "--raft-heartbeat-timeout", c.hb,
 		"--default-replication-factor", "3", "--log-format", "json")
 	cmd.Stdout, cmd.Stderr = c.logs[i], c.logs[i]
 	if err := cmd.Start(); err != nil {
@@ -119,7 +120,7 @@ func (c *procCluster) stop(i int) {
 func (c *procCluster) seeds() []string { return c.kafka[:] }
 
 // leaderOf asks the cluster which broker (0-based) leads topic/p.
-func leaderOf(t *testing.T, adm *kadm.Client, topic string, p int32) int {
+func leaderOf(t testing.TB, adm *kadm.Client, topic string, p int32) int {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
