@@ -221,6 +221,11 @@ func (o *clusterOps) replica(req replicaRequest) (replicaStatus, error) {
 		err = rf.RemoveServer(id, 0, opsCallTimeout).Error()
 	case "transfer":
 		err = rf.LeadershipTransferToServer(id, addr).Error()
+	case "barrier":
+		// Commits everything the leader has appended, membership changes
+		// included: GetConfiguration answers the latest configuration,
+		// which may not be committed yet.
+		err = rf.Barrier(opsCallTimeout).Error()
 	default:
 		err = fmt.Errorf("ops: unknown action %q", req.Action)
 	}
@@ -487,7 +492,14 @@ func (o *clusterOps) moveStep(ctx context.Context, st *controller.State, k partK
 		}
 		return false, o.waitNewLeader(ctx, st, k, a, leader)
 	}
-	// 3. The configuration is the target: record it.
+	// 3. The configuration is the target. It is the latest one, which
+	// raft may not have committed yet: a removed replica deleting its data
+	// before then could leave an acknowledged record on one disk. A barrier
+	// on the leader commits it first; then record the move.
+	o.progress(k, "committing the new configuration", nil)
+	if err := o.change(ctx, st, k, leader, "barrier", leader); err != nil {
+		return false, err
+	}
 	o.progress(k, "completing", nil)
 	res, err := o.b.ctrl.Propose(ctx, controller.Command{Op: controller.OpCompleteReassign, TopicID: k.id, Partition: k.p, Replicas: a.Target})
 	if err != nil {
