@@ -281,6 +281,10 @@ func hasDuplicates(ids []int32) bool {
 
 func (s *State) createTopic(cmd Command) Result {
 	switch {
+	case s.Topics[cmd.Topic] != nil && s.Topics[cmd.Topic].ID == cmd.TopicID && cmd.TopicID != TopicID{}:
+		// The same proposal applied twice: Propose retries when a forwarded
+		// call's outcome was unknown, and this one had succeeded.
+		return Result{}
 	case s.Topics[cmd.Topic] != nil:
 		return fail(kerr.TopicAlreadyExists, "topic %q already exists", cmd.Topic)
 	case s.byID[cmd.TopicID] != nil || cmd.TopicID == TopicID{}:

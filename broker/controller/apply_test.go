@@ -85,6 +85,11 @@ func TestApplyRefusals(t *testing.T) {
 		t.Errorf("garbage: %+v", r)
 	}
 	mustApply(t, s, 41, Command{Op: OpCreateTopic, Topic: "x", TopicID: TopicID{1}, Partitions: 2, ReplicationFactor: 1})
+	// A retried proposal (same topic id) succeeds without a change; another
+	// id for the name is refused.
+	if r := mustApply(t, s, 42, Command{Op: OpCreateTopic, Topic: "x", TopicID: TopicID{1}, Partitions: 2, ReplicationFactor: 1}); r.Code != 0 {
+		t.Errorf("retried create: %+v", r)
+	}
 	if r := mustApply(t, s, 42, Command{Op: OpCreateTopic, Topic: "x", TopicID: TopicID{2}, Partitions: 2, ReplicationFactor: 1}); r.Code != kerr.TopicAlreadyExists.Code {
 		t.Errorf("duplicate create: %+v", r)
 	}
