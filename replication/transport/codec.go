@@ -409,8 +409,15 @@ func decodeAppendEntriesRequest(b []byte, r *raft.AppendEntriesRequest) error {
 	r.PrevLogTerm = d.uvarint()
 	r.LeaderCommitIndex = d.uvarint()
 	n := d.uvarint()
-	if n > uint64(len(d.b)/logMinLen) {
+	switch {
+	case n > uint64(len(d.b)/logMinLen):
 		d.fail("entry count past end")
+	case n > maxEntriesPerAppend:
+		// Each entry decodes into a ~100-byte raft.Log: bounded by the
+		// frame alone, a 64 MiB frame of minimal entries would allocate
+		// about 1 GiB. raft never sends more than MaxAppendEntries (at
+		// most 1024) per RPC.
+		d.fail("entry count above the limit")
 	}
 	r.Entries = nil
 	if n > 0 && d.err == nil {
@@ -424,6 +431,10 @@ func decodeAppendEntriesRequest(b []byte, r *raft.AppendEntriesRequest) error {
 	}
 	return d.done()
 }
+
+// maxEntriesPerAppend bounds the entries of one AppendEntries request:
+// hashicorp/raft caps Config.MaxAppendEntries at 1024.
+const maxEntriesPerAppend = 1024
 
 func decodeAppendEntriesResponse(b []byte, r *raft.AppendEntriesResponse) error {
 	d := decoder{b: b}

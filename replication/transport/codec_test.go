@@ -376,3 +376,28 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// A peer claiming more entries than raft ever sends in one AppendEntries
+// is refused before the entries are allocated; the limit itself decodes.
+func TestAppendEntriesCountLimit(t *testing.T) {
+	decode := func(n int) (int, error) {
+		req := &raft.AppendEntriesRequest{Entries: make([]*raft.Log, n)}
+		for i := range req.Entries {
+			req.Entries[i] = &raft.Log{Index: uint64(i + 1), Term: 1}
+		}
+		raw := frameBytes(t, msgAppendEntries, 1, "g", func(e *encoder) { encodeAppendEntriesRequest(e, req) })
+		f, err := parseFrame(raw[4:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out raft.AppendEntriesRequest
+		err = decodeAppendEntriesRequest(f.body, &out)
+		return len(out.Entries), err
+	}
+	if n, err := decode(maxEntriesPerAppend + 1); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("%d entries decoded (%v); want ErrMalformed above %d", n, err, maxEntriesPerAppend)
+	}
+	if n, err := decode(maxEntriesPerAppend); err != nil || n != maxEntriesPerAppend {
+		t.Fatalf("at the limit: %d entries, %v", n, err)
+	}
+}
