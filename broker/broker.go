@@ -60,6 +60,10 @@ type Broker struct {
 	connWG   sync.WaitGroup
 	bgWG     sync.WaitGroup
 	reportWG sync.WaitGroup
+
+	// idChecked is closed once the data directory's cluster id matches
+	// the cluster's; replicas are opened only after.
+	idChecked chan struct{}
 }
 
 // New checks the configuration and the data directory's identity
@@ -88,7 +92,7 @@ func New(cfg config.Config, lg zerolog.Logger) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, lg: lg, metrics: metrics.New(), closing: make(chan struct{}), conns: map[*conn]struct{}{}}
+	b := &Broker{cfg: cfg, lg: lg, metrics: metrics.New(), closing: make(chan struct{}), conns: map[*conn]struct{}{}, idChecked: make(chan struct{})}
 	b.reg = newRegistry(b, ident, defaults)
 	b.ops = newClusterOps(b)
 	b.metrics.SetPartitionSource(b.partitionStats)
@@ -201,13 +205,9 @@ func (b *Broker) registerLoop() {
 	if err := b.ctrl.Join(ctx); err != nil {
 		return
 	}
-	info := &controller.BrokerInfo{ID: b.cfg.NodeID, Host: b.advHost, Port: b.advPort, RaftAddr: string(b.mux.Addr()), HTTPAddr: b.http.Addr()}
-	for _, v := range b.voters {
-		info.Voter = info.Voter || v.ID == b.cfg.NodeID
-	}
-	if _, err := b.ctrl.Propose(ctx, controller.Command{Op: controller.OpRegisterBroker, Broker: info}); err != nil {
-		return
-	}
+	// The cluster id first: a broker whose data directory belongs to
+	// another cluster must not register (it would become a placement
+	// target) nor open replicas (reconcile waits for idChecked).
 	cid := b.reg.clusterID()
 	if cid == "" {
 		cid = b.cfg.ClusterID
@@ -233,6 +233,14 @@ func (b *Broker) registerLoop() {
 	if mine != "" && mine != got {
 		b.lg.Error().Str("data_dir_cluster_id", mine).Str("cluster_id", got).
 			Msg("this data directory belongs to another cluster; refusing to serve (readyz stays failing)")
+		return
+	}
+	close(b.idChecked)
+	info := &controller.BrokerInfo{ID: b.cfg.NodeID, Host: b.advHost, Port: b.advPort, RaftAddr: string(b.mux.Addr()), HTTPAddr: b.http.Addr()}
+	for _, v := range b.voters {
+		info.Voter = info.Voter || v.ID == b.cfg.NodeID
+	}
+	if _, err := b.ctrl.Propose(ctx, controller.Command{Op: controller.OpRegisterBroker, Broker: info}); err != nil {
 		return
 	}
 	b.reg.removeLeftovers()

@@ -200,6 +200,11 @@ func groupID(id controller.TopicID, p int32) string {
 // that opens or closes replicas.
 func (r *registry) reconcileLoop() {
 	defer r.b.bgWG.Done()
+	select {
+	case <-r.b.idChecked:
+	case <-r.b.closing:
+		return
+	}
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
 	for {
