@@ -106,7 +106,15 @@ type Log struct {
 	segmentAge   atomic.Int64 // nanoseconds; 0 never
 
 	w writerState // owned by the writer goroutine
+
+	gen atomic.Uint64 // Generation
 }
+
+// Generation counts the operations that remove or replace entries
+// (TruncateFrom that cuts, Reset, InstallSnapshot). It moves before the
+// entries change, so a cache of entries taken while it held a value is
+// valid while it still holds it.
+func (l *Log) Generation() uint64 { return l.gen.Load() }
 
 // Open opens or creates the log in dir, recovering it as FORMAT.md describes.
 func Open(dir string, opts Options) (*Log, error) {
@@ -827,7 +835,12 @@ func (l *Log) writeEntry(e *Entry) error {
 	}
 	if e.Batch {
 		h.flags = flagBatch
-		binary.BigEndian.PutUint64(e.Data[0:8], uint64(w.next))
+		// Only when it differs: the same raft entry always takes the same
+		// offset, and a batch stored again (a follower of an in-memory
+		// transport shares the leader's Data) is then only read.
+		if binary.BigEndian.Uint64(e.Data[0:8]) != uint64(w.next) {
+			binary.BigEndian.PutUint64(e.Data[0:8], uint64(w.next))
+		}
 		w.maxTs = max(w.maxTs, batchMaxTimestamp(e.Data))
 	}
 	n := len(w.hdrs)
@@ -972,6 +985,7 @@ func (l *Log) truncateFrom(index uint64) error {
 	if first := l.segs[0].hdr.baseIndex; index < first {
 		return fmt.Errorf("log: truncate from %d: before the first index %d", index, first)
 	}
+	l.gen.Add(1)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].last >= index })
@@ -1080,6 +1094,7 @@ func (l *Log) deleteBefore(offset int64) error {
 }
 
 func (l *Log) reset(index uint64, offset int64) error {
+	l.gen.Add(1)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	// Newest first: a crash midway leaves a prefix of the old log.

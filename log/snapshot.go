@@ -558,6 +558,7 @@ func (l *Log) verifyStagedFile(path string, sf SnapshotFile) (stagedSegment, err
 // install is the swap, on the writer with wmu held; FORMAT.md "Snapshot
 // install" numbers its steps.
 func (l *Log) install(st *Staging, p SnapshotPoint, staged []stagedSegment) error {
+	l.gen.Add(1)
 	files := make([]SnapshotFile, len(staged))
 	for i, s := range staged {
 		files[i] = s.file

@@ -3,6 +3,8 @@ package replication
 import (
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/rs/zerolog"
@@ -45,6 +47,100 @@ type LogStore struct {
 	// the entries just made durable (Replica answers acks=1 from it). It
 	// must be cheap: raft's leader loop or follower RPC handler waits.
 	stored func(logs []*raft.Log)
+
+	tail tailCache
+}
+
+// tailCacheBytes bounds the payload bytes of the entries a LogStore keeps
+// in memory after storing them (tailCache).
+const tailCacheBytes = 8 << 20
+
+// tailCache holds the most recently stored entries, contiguous and ending
+// at the log's last index, so that the leader's replication (which asks
+// GetLog for every entry it sends to every follower) and a follower's
+// previous-entry check read them from memory instead of reading, verifying
+// and copying them from the segment files. It is bounded by payload bytes
+// (tailCacheBytes), not by entry count: a byte bound is what memory needs
+// with batches of any size. Entries are values whose Data is the memory
+// raft handed to StoreLogs: the proposer's command buffer (whose base
+// offset the log has stamped, so it equals what the log would return) or
+// the transport's receive buffer, neither of which is reused (Replica's
+// ProduceCommand, transport doc.go); with an in-memory transport the
+// followers store the leader's very Data, which the log then only reads
+// (it stamps a base offset only where it differs). It is dropped whenever the log is cut
+// or replaced: by DeleteRange, and (checked on every hit) whenever the
+// log's Generation has moved, as a snapshot install does.
+type tailCache struct {
+	mu    sync.Mutex
+	gen   uint64     // the log's Generation when the entries were stored
+	logs  []raft.Log // ring: logs[head], logs[head+1], ... are indexes first..
+	head  int
+	n     int
+	first uint64
+	bytes int
+}
+
+func (c *tailCache) reset() {
+	clear(c.logs)
+	c.head, c.n, c.first, c.bytes = 0, 0, 0, 0
+}
+
+func (c *tailCache) at(i int) *raft.Log { return &c.logs[(c.head+i)%len(c.logs)] }
+
+// add appends logs (stored, and so contiguous with the log) and evicts
+// the oldest past the byte bound.
+func (c *tailCache) add(gen uint64, logs []*raft.Log) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen || c.n == 0 || logs[0].Index != c.first+uint64(c.n) {
+		c.reset()
+		c.gen, c.first = gen, logs[0].Index
+	}
+	if len(c.logs) == 0 {
+		c.logs = make([]raft.Log, 1024)
+	}
+	for _, l := range logs {
+		if c.n == len(c.logs) {
+			c.evict()
+		}
+		e := c.at(c.n)
+		*e = *l
+		e.AppendedAt = time.Time{} // as the log returns it
+		c.n++
+		c.bytes += len(l.Data)
+	}
+	for c.n > 1 && c.bytes > tailCacheBytes {
+		c.evict()
+	}
+}
+
+func (c *tailCache) evict() {
+	l := c.at(0)
+	c.bytes -= len(l.Data)
+	*l = raft.Log{}
+	c.head = (c.head + 1) % len(c.logs)
+	c.n--
+	c.first++
+}
+
+func (c *tailCache) get(gen, index uint64, out *raft.Log) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		c.reset()
+		return false
+	}
+	if c.n == 0 || index < c.first || index >= c.first+uint64(c.n) {
+		return false
+	}
+	*out = *c.at(int(index - c.first))
+	return true
+}
+
+func (c *tailCache) drop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reset()
 }
 
 // NewLogStore returns a LogStore over l. The caller keeps ownership of l
@@ -66,10 +162,17 @@ func (s *LogStore) LastIndex() (uint64, error) { return s.log.LastIndex(), nil }
 // GetLog reads the entry at index into out. A missing index is
 // raft.ErrLogNotFound itself, unwrapped: raft compares with == and only
 // then falls back to sending a snapshot (replication.go replicateTo).
-// out.Data never aliases memory the log reuses: a batch frame is copied
-// behind a fresh CmdProduce tag, and a non-batch payload is a slice of the
-// buffer the log read it into, which belongs to this call alone.
+// out.Data never aliases memory the log reuses: an entry in the tail cache
+// shares the Data that was stored (as raft's own LogCache does; raft never
+// writes to it), and one read from the log is fresh: a batch frame is
+// copied behind a new CmdProduce tag, and a non-batch payload is a slice
+// of the buffer the log read it into, which belongs to this call alone.
 func (s *LogStore) GetLog(index uint64, out *raft.Log) error {
+	// Below the first index the log has let the entry go (retention):
+	// raft must then send a snapshot, as without the cache.
+	if index >= s.log.FirstIndex() && s.tail.get(s.log.Generation(), index, out) {
+		return nil
+	}
 	e, err := s.log.Entry(index)
 	if errors.Is(err, log.ErrNotFound) {
 		return raft.ErrLogNotFound
@@ -111,9 +214,12 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		}
 		entries[i] = e
 	}
+	gen := s.log.Generation()
 	if err := s.log.StoreEntries(entries); err != nil {
+		s.tail.drop()
 		return fmt.Errorf("replication: store logs %d-%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
 	}
+	s.tail.add(gen, logs)
 	if s.stored != nil {
 		s.stored(logs)
 	}
@@ -148,6 +254,7 @@ func (s *LogStore) DeleteRange(lo, hi uint64) error {
 	case last == 0 || lo > last:
 		return nil
 	case hi >= last:
+		s.tail.drop()
 		from := max(lo, first)
 		before := s.log.EndOffset()
 		if err := s.log.TruncateFrom(from); err != nil {

@@ -120,16 +120,87 @@ func TestStoreLogsRoundTrip(t *testing.T) {
 	if err != nil || len(res.Batches) != 3 || !bytes.Equal(res.Batches[1], in[5].Data[1:]) {
 		t.Fatalf("kafka read: %v, %d batches", err, len(res.Batches))
 	}
-	// The returned Data is the caller's: changing it changes nothing stored.
-	got := mustGet(t, s, 3)
-	clear(got.Data)
-	if again := mustGet(t, s, 3); !bytes.Equal(again.Data, in[2].Data) {
-		t.Fatal("GetLog data aliases the log's memory")
-	}
 	// And all of it survives a reopen.
 	s.Log().Close()
 	s2, _ := openStore(t, dir)
 	check(s2)
+	// Data read from the log is the caller's: changing it changes nothing
+	// stored. (Entries still in the tail cache share the stored Data, as
+	// raft's LogCache does.)
+	got := mustGet(t, s2, 3)
+	clear(got.Data)
+	if again := mustGet(t, s2, 3); !bytes.Equal(again.Data, in[2].Data) {
+		t.Fatal("GetLog data aliases the log's memory")
+	}
+}
+
+// TestTailCache: entries just stored are served from memory, equal to
+// what the log returns; a suffix DeleteRange or a log Reset (a snapshot
+// install) drops them, so GetLog never serves an entry the log lost.
+func TestTailCache(t *testing.T) {
+	s, _ := openStore(t, t.TempDir())
+	in := mixedLogs(t, 1, 2)
+	if err := s.StoreLogs(in); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range in {
+		var got raft.Log
+		if !s.tail.get(s.log.Generation(), want.Index, &got) {
+			t.Fatalf("index %d not cached", want.Index)
+		}
+		e, err := s.log.Entry(want.Index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fromLog := e.Data
+		if e.Batch {
+			fromLog = append([]byte{CmdProduce}, e.Data...)
+		}
+		if got.Term != e.Term || uint8(got.Type) != e.Type || !bytes.Equal(got.Data, fromLog) || !got.AppendedAt.IsZero() {
+			t.Fatalf("index %d: cached %+v, log %+v", want.Index, got, e)
+		}
+	}
+	if err := s.DeleteRange(6, 8); err != nil {
+		t.Fatal(err)
+	}
+	var l raft.Log
+	if err := s.GetLog(6, &l); err != raft.ErrLogNotFound {
+		t.Fatalf("after truncation: get 6 = %v, %+v", err, l)
+	}
+	again := mixedLogs(t, 6, 3)[:2]
+	if err := s.StoreLogs(again); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, s, 6); got.Term != 3 {
+		t.Fatalf("index 6 term %d, want 3", got.Term)
+	}
+	if got := mustGet(t, s, 5); got.Term != 2 {
+		t.Fatalf("index 5 term %d, want 2", got.Term)
+	}
+	// A reset behind the store's back (FSM.Restore installs snapshots on
+	// the log directly) moves the generation: nothing stale is served.
+	if err := s.log.Reset(100, 50); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.GetLog(6, &l); err != raft.ErrLogNotFound {
+		t.Fatalf("after reset: get 6 = %v", err)
+	}
+	// The byte bound holds.
+	big := make([]*raft.Log, 0, 40)
+	for i := range 40 {
+		big = append(big, &raft.Log{Index: 100 + uint64(i), Term: 4, Type: raft.LogCommand, Data: make([]byte, 1<<20)})
+	}
+	for _, b := range big {
+		if err := s.StoreLogs([]*raft.Log{b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.tail.bytes > tailCacheBytes || s.tail.n == 0 {
+		t.Fatalf("cache holds %d entries, %d bytes", s.tail.n, s.tail.bytes)
+	}
+	if got := mustGet(t, s, 100); len(got.Data) != 1<<20 {
+		t.Fatalf("evicted entry read back with %d bytes", len(got.Data))
+	}
 }
 
 func TestStoreLogsRefusesExtensions(t *testing.T) {

@@ -460,12 +460,11 @@ func (r *Replica) Produce(records []byte, acks int16) (wait func() (partition.Pr
 }
 
 // ProduceCommand is Produce without the copy: cmd[0] is a spare byte the
-// replica overwrites with CmdProduce, and cmd[1:] is the batch. raft keeps
-// cmd until the entry is applied (the log stamps the base offset into it
-// and the leader's FSM reads it), so with acks=-1 the caller may reuse it
-// once wait has returned success; with acks=0 or 1, or after an error
-// (the entry may still commit), it must never reuse it and lets the
-// garbage collector have it.
+// replica overwrites with CmdProduce, and cmd[1:] is the batch. The
+// caller hands cmd over for good and must never reuse it: the log stamps
+// the base offset into it, the leader's FSM reads it, and the LogStore
+// keeps it in its tail cache to send to followers after the entry is
+// applied; the garbage collector has it once all of them let go.
 func (r *Replica) ProduceCommand(cmd []byte, acks int16) (wait func() (partition.ProduceResult, error)) {
 	if len(cmd) < 1 {
 		return failed(kerr.CorruptMessage)
