@@ -13,13 +13,26 @@ import (
 	"github.com/sluicemq/sluice/protocol"
 )
 
+// commandProducer is a replica that takes a batch behind a spare byte
+// without copying it (replication.Replica.ProduceCommand).
+type commandProducer interface {
+	ProduceCommand(cmd []byte, acks int16) func() (partition.ProduceResult, error)
+}
+
 // produce validates and proposes every partition's batch now, in request
 // order, and waits in the responder: acks=-1 until a majority of the
 // partition's replicas has fsynced it (raft commit), acks=1 until the
 // leader has, acks=0 not at all (no response; the connection is closed if
 // any partition was refused). A partition not led here answers
 // NOT_LEADER_OR_FOLLOWER, so clients refresh metadata and retry.
-func (b *Broker) produce(r *kmsg.ProduceRequest) responder {
+//
+// frame is the buffer r was decoded from, which belongs to this request
+// alone (nil: none). Each partition's records lie in it right after their
+// decoded length prefix, so the replica takes them from there, using the
+// byte before as its command tag, instead of copying every batch
+// (protocol.SpareByteBefore). The frame then lives as long as raft and the
+// LogStore's tail cache keep its batches.
+func (b *Broker) produce(r *kmsg.ProduceRequest, frame []byte) responder {
 	resp := r.ResponseKind().(*kmsg.ProduceResponse)
 	type wait struct {
 		ti, pi int
@@ -51,7 +64,16 @@ func (b *Broker) produce(r *kmsg.ProduceRequest) responder {
 				sp.ErrorCode = kerr.UnsupportedCompressionType.Code
 			default:
 				b.metrics.AddBytesIn(rt.Topic, len(rp.Records))
-				waits = append(waits, wait{ti, len(st.Partitions), p.Produce(rp.Records, r.Acks)})
+				fn := (func() (partition.ProduceResult, error))(nil)
+				if cp, ok := p.(commandProducer); ok {
+					if cmd, ok := protocol.SpareByteBefore(frame, rp.Records); ok {
+						fn = cp.ProduceCommand(cmd, r.Acks)
+					}
+				}
+				if fn == nil {
+					fn = p.Produce(rp.Records, r.Acks)
+				}
+				waits = append(waits, wait{ti, len(st.Partitions), fn})
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}

@@ -95,7 +95,9 @@ func (c *conn) serve() {
 			c.lg.Warn().Err(err).Msg("closing connection: bad request")
 			break
 		}
-		out <- pending{hdr: req.Header, start: start, respond: c.b.handle(c, req)}
+		// The frame is this request's alone and never reused, so produce
+		// may hand its batches to the log without a copy.
+		out <- pending{hdr: req.Header, start: start, respond: c.b.handle(c, req, frame)}
 	}
 	close(out)
 	<-written

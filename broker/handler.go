@@ -13,14 +13,14 @@ import (
 // handle starts a request and returns what finishes it. Handlers run in
 // arrival order on the connection's reader goroutine; only their returned
 // responders may block.
-func (b *Broker) handle(c *conn, req *protocol.Request) responder {
+func (b *Broker) handle(c *conn, req *protocol.Request, frame []byte) responder {
 	switch r := req.Msg.(type) {
 	case *kmsg.ApiVersionsRequest:
 		return now(b.apiVersions(r))
 	case *kmsg.MetadataRequest:
 		return now(b.metadata(r))
 	case *kmsg.ProduceRequest:
-		return b.produce(r)
+		return b.produce(r, frame)
 	case *kmsg.FetchRequest:
 		return b.fetch(r)
 	case *kmsg.ListOffsetsRequest:

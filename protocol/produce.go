@@ -1,6 +1,9 @@
 package protocol
 
-import "fmt"
+import (
+	"fmt"
+	"unsafe"
+)
 
 // Decoding budgets: a body is rejected when the heap kmsg would allocate to
 // decode it, as estimated by the walker, exceeds factor x len(body) +
@@ -63,4 +66,29 @@ func checkBudget(est int64, bodyLen int, factor int64) error {
 			ErrMalformedRequest, bodyLen, est, limit)
 	}
 	return nil
+}
+
+// SpareByteBefore returns the slice of frame that starts one byte before
+// records and ends with it, when records lies inside frame with at least
+// one byte before it; ok is false otherwise (records empty, elsewhere, or
+// at the start of frame). Decode leaves each Produce partition's records
+// aliasing the request frame, right after their length prefix, which has
+// been decoded and is no longer needed, so a handler that owns the frame
+// may overwrite that byte: replication.Replica.ProduceCommand takes the
+// batch behind a one-byte tag without copying it. Only addresses are
+// compared; no pointer is made from an integer.
+func SpareByteBefore(frame, records []byte) (cmd []byte, ok bool) {
+	if len(records) == 0 || len(frame) == 0 {
+		return nil, false
+	}
+	f := uintptr(unsafe.Pointer(unsafe.SliceData(frame)))
+	r := uintptr(unsafe.Pointer(unsafe.SliceData(records)))
+	if r <= f || r-f > uintptr(len(frame)) {
+		return nil, false
+	}
+	off := int(r - f)
+	if len(records) > len(frame)-off {
+		return nil, false
+	}
+	return frame[off-1 : off+len(records) : off+len(records)], true
 }
