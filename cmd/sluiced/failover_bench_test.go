@@ -108,7 +108,7 @@ func BenchmarkIdleReplicas(b *testing.B) {
 	for i := range 3 {
 		c.waitReady(i)
 	}
-	measure := func() (cpuPerSec time.Duration, rss int64) {
+	measure := func() (cpuRate time.Duration, rss int64) {
 		var cpu0 [3]time.Duration
 		for i := range 3 {
 			cpu0[i], _ = procStat(b, c.cmds[i].Process.Pid)
@@ -116,10 +116,10 @@ func BenchmarkIdleReplicas(b *testing.B) {
 		time.Sleep(window)
 		for i := range 3 {
 			cpu, r := procStat(b, c.cmds[i].Process.Pid)
-			cpuPerSec += (cpu - cpu0[i]) * time.Second / window
+			cpuRate += (cpu - cpu0[i]) * time.Second / window
 			rss += r
 		}
-		return cpuPerSec, rss
+		return cpuRate, rss
 	}
 	time.Sleep(5 * time.Second)
 	baseCPU, baseRSS := measure()
