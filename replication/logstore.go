@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -48,12 +49,30 @@ type LogStore struct {
 	// must be cheap: raft's leader loop or follower RPC handler waits.
 	stored func(logs []*raft.Log)
 
-	tail tailCache
+	tail   tailCache
+	closed atomic.Bool
 }
 
 // tailCacheBytes bounds the payload bytes of the entries a LogStore keeps
-// in memory after storing them (tailCache).
-const tailCacheBytes = 8 << 20
+// in memory after storing them (tailCache). A broker hosts hundreds of
+// replicas, most of them idle, and a cache keeps what it holds until the
+// next writes push it out: so all open LogStores of the process share
+// processTailBytes, each keeping at most an equal share of it (never less
+// than minTailBytes, never more than tailCacheBytes). With 600 replicas a
+// store keeps about 430 KiB; a few busy ones keep 8 MiB.
+const (
+	tailCacheBytes   = 8 << 20
+	processTailBytes = 256 << 20
+	minTailBytes     = 64 << 10
+)
+
+// openStores counts the LogStores not yet closed, for their cache share.
+var openStores atomic.Int64
+
+// tailLimit is each LogStore's cache bound now.
+func tailLimit() int {
+	return int(min(max(processTailBytes/max(openStores.Load(), 1), minTailBytes), tailCacheBytes))
+}
 
 // tailCache holds the most recently stored entries, contiguous and ending
 // at the log's last index, so that the leader's replication (which asks
@@ -109,7 +128,7 @@ func (c *tailCache) add(gen uint64, logs []*raft.Log) {
 		c.n++
 		c.bytes += len(l.Data)
 	}
-	for c.n > 1 && c.bytes > tailCacheBytes {
+	for limit := tailLimit(); c.n > 1 && c.bytes > limit; {
 		c.evict()
 	}
 }
@@ -147,7 +166,18 @@ func (c *tailCache) drop() {
 // (closes it after raft has shut down).
 func NewLogStore(l *log.Log, opts ...Option) *LogStore {
 	o := buildOptions(opts)
+	openStores.Add(1)
 	return &LogStore{log: l, lg: o.logger.With().Str("component", "logstore").Str("dir", l.Dir()).Logger()}
+}
+
+// Close drops the tail cache and gives the store's share of the process's
+// cache budget back. The log is the caller's to close; the store must not
+// be used by raft after Close.
+func (s *LogStore) Close() {
+	if s.closed.CompareAndSwap(false, true) {
+		openStores.Add(-1)
+		s.tail.drop()
+	}
 }
 
 // Log is the underlying segment log.

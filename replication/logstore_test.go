@@ -411,3 +411,39 @@ func TestHCLogger(t *testing.T) {
 		t.Fatal("SetLevel(Error) still logs warnings")
 	}
 }
+
+// Open LogStores share the process's cache budget: with many open, each
+// keeps less, and closing them gives the share back.
+func TestTailCacheShare(t *testing.T) {
+	var stores []*LogStore
+	for range 64 {
+		s, _ := openStore(t, t.TempDir())
+		stores = append(stores, s)
+	}
+	if got, want := tailLimit(), processTailBytes/int(openStores.Load()); got > want || got < minTailBytes {
+		t.Fatalf("limit %d with %d open stores; want at most %d and at least %d", got, openStores.Load(), want, minTailBytes)
+	}
+	// A store keeps no more than its share.
+	s := stores[0]
+	for i := range 8 {
+		data := produce(t, string(rune('a'+i)), 500, 4000)
+		l := &raft.Log{Index: uint64(i + 1), Term: 1, Type: raft.LogCommand, Data: data}
+		if err := s.StoreLogs([]*raft.Log{l}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.tail.bytes > tailLimit() && s.tail.n > 1 {
+		t.Fatalf("cache holds %d bytes, over the share %d", s.tail.bytes, tailLimit())
+	}
+	before := tailLimit()
+	for _, s := range stores {
+		s.Close()
+		s.Close() // idempotent
+	}
+	if tailLimit() <= before && before < tailCacheBytes {
+		t.Fatalf("closing 64 stores did not raise the share: %d -> %d", before, tailLimit())
+	}
+	if s.tail.n != 0 {
+		t.Fatal("Close kept the cache")
+	}
+}

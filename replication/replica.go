@@ -128,6 +128,9 @@ func OpenReplica(cfg ReplicaConfig) (*Replica, error) {
 		watched: make(chan struct{}),
 	}
 	if err := r.start(); err != nil {
+		if r.store != nil {
+			r.store.Close()
+		}
 		p.Close()
 		return nil, err
 	}
@@ -721,6 +724,7 @@ func (r *Replica) Close() error {
 				err = cerr
 			}
 		}
+		r.store.Close()
 		if cerr := r.part.Close(); err == nil {
 			err = cerr
 		}

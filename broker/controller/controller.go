@@ -69,6 +69,7 @@ type Controller struct {
 	cfg   Config
 	lg    zerolog.Logger
 	log   *log.Log
+	store *replication.LogStore
 	raft  *raft.Raft
 	fsm   *fsm
 	voter bool
@@ -97,6 +98,7 @@ func Open(cfg Config) (*Controller, error) {
 		return nil, fmt.Errorf("controller: snapshot store: %w", err)
 	}
 	store := replication.NewLogStore(l, replication.WithLogger(c.lg))
+	c.store = store
 	rc := replication.RaftConfig(serverID(cfg.NodeID))
 	rc.Logger = replication.HCLogger(c.lg)
 	// The state is small and lives in memory: restore it from the latest
@@ -323,6 +325,7 @@ func (c *Controller) handleJoin(ctx context.Context, req []byte) ([]byte, error)
 // Close stops the replica.
 func (c *Controller) Close() error {
 	err := c.raft.Shutdown().Error()
+	c.store.Close()
 	if cerr := c.log.Close(); err == nil {
 		err = cerr
 	}
