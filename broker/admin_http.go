@@ -241,7 +241,7 @@ func (b *Broker) httpCluster(*http.Request) (int, any, error) {
 		for i, a := range ts.Partitions {
 			leader := a.Leader
 			if local != nil && i < len(local.assign) {
-				leader = leaderOf(local, i)
+				leader, _ = leaderOf(local, i)
 			}
 			if leader >= 0 {
 				leaders[leader]++

@@ -3,12 +3,15 @@ package broker
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicemq/sluice/broker/config"
 	"github.com/sluicemq/sluice/broker/controller"
@@ -131,6 +134,22 @@ func TestMinorityLeaderStopsAcknowledging(t *testing.T) {
 			t.Fatalf("majority produce: %v", err)
 		}
 	}
+	// The new leader reports the isolated replica out of sync, under a
+	// newer leader epoch than before.
+	isr := func(b *Broker) ([]int32, int32, int32) {
+		var topics []kmsg.MetadataResponseTopic
+		req := kmsg.NewPtrMetadataRequest()
+		name := "fault"
+		req.Topics = []kmsg.MetadataRequestTopic{{Topic: &name}}
+		topics = b.metadata(req).(*kmsg.MetadataResponse).Topics
+		p := topics[0].Partitions[0]
+		return p.ISR, p.Leader, p.LeaderEpoch
+	}
+	_, _, oldEpoch := isr(old)
+	waitUntil(t, "the isolated replica leaves the ISR", func() bool {
+		got, leader, epoch := isr(next)
+		return len(got) == 2 && !slices.Contains(got, old.cfg.NodeID) && leader == next.cfg.NodeID && epoch > oldEpoch
+	})
 	// The old leader steps down after its lease; its pending write fails.
 	select {
 	case err := <-done:
@@ -151,7 +170,10 @@ func TestMinorityLeaderStopsAcknowledging(t *testing.T) {
 	}
 	heal(brokers)
 	want := next.reg.get("fault").parts[0].Partition()
-	waitUntil(t, "replicas converge after healing", func() bool {
+	// raft backs off from a peer whose RPCs kept failing, up to about 41 s
+	// (10 ms x 2^12, replication.go), so reaching the healed replica
+	// again can take that long.
+	waitFor(t, 90*time.Second, "replicas converge after healing", func() bool {
 		hw := want.HighWatermark()
 		for _, b := range brokers {
 			if b.reg.get("fault").parts[0].Partition().HighWatermark() != hw {
@@ -159,6 +181,10 @@ func TestMinorityLeaderStopsAcknowledging(t *testing.T) {
 			}
 		}
 		return hw == 40
+	})
+	waitFor(t, 90*time.Second, "the healed replica rejoins the ISR", func() bool {
+		got, _, _ := isr(next)
+		return len(got) == 3
 	})
 	ref := fetchAll(t, want)
 	for _, b := range brokers {

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"math"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -161,17 +162,40 @@ func (b *Broker) brokers() []kmsg.MetadataResponseBroker {
 	return out
 }
 
-// leaderOf names partition i's leader: this broker's raft view when it
-// hosts a replica (freshest), otherwise the last leader reported to the
-// controller. -1 means unknown.
-func leaderOf(t *topic, i int) int32 {
+// leaderOf names partition i's leader and its epoch (the raft term it
+// leads in): this broker's raft view when it hosts a replica (freshest),
+// otherwise the last leader reported to the controller. Leader -1 means
+// unknown. Terms grow with every election, so clients that compare leader
+// epochs (KIP-320) discard metadata older than what they have seen.
+func leaderOf(t *topic, i int) (leader, epoch int32) {
 	if rep := t.parts[i]; rep != nil {
-		if id, _ := rep.Leader(); id != "" {
-			return controller.ParseServerID(id)
+		id, term := rep.Leader()
+		if id == "" {
+			return -1, -1
 		}
-		return -1
+		return controller.ParseServerID(id), clampEpoch(term)
 	}
-	return t.assign[i].Leader
+	if a := t.assign[i]; a.Leader >= 0 {
+		return a.Leader, clampEpoch(a.LeaderTerm)
+	}
+	return -1, -1
+}
+
+func clampEpoch(term uint64) int32 { return int32(min(term, math.MaxInt32)) }
+
+// inSync is partition i's ISR: the leader's view when this broker leads
+// it (voters it hears from), otherwise every assigned replica.
+func inSync(t *topic, i int) []int32 {
+	if rep := t.parts[i]; rep != nil {
+		if ids := rep.InSync(); ids != nil {
+			out := make([]int32, 0, len(ids))
+			for _, id := range ids {
+				out = append(out, controller.ParseServerID(id))
+			}
+			return out
+		}
+	}
+	return t.assign[i].Replicas
 }
 
 func (b *Broker) metadata(r *kmsg.MetadataRequest) kmsg.Response {
@@ -218,12 +242,13 @@ func (b *Broker) metadata(r *kmsg.MetadataRequest) kmsg.Response {
 		mt.Topic, mt.TopicID = &name, t.id
 		for i, a := range t.assign {
 			mp := kmsg.NewMetadataResponseTopicPartition()
-			mp.Partition, mp.Leader, mp.LeaderEpoch = int32(i), leaderOf(t, i), 0
+			mp.Partition = int32(i)
+			mp.Leader, mp.LeaderEpoch = leaderOf(t, i)
 			if mp.Leader < 0 {
 				// An election is under way: clients retry this code.
 				mp.ErrorCode = kerr.LeaderNotAvailable.Code
 			}
-			mp.Replicas, mp.ISR = a.Replicas, a.Replicas
+			mp.Replicas, mp.ISR = a.Replicas, inSync(t, i)
 			mt.Partitions = append(mt.Partitions, mp)
 		}
 		resp.Topics = append(resp.Topics, mt)

@@ -44,10 +44,16 @@ func startBroker(t *testing.T, dir string, mod ...func(*config.Config)) *Broker 
 // waitUntil polls ok for up to 20 s.
 func waitUntil(t testing.TB, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	waitFor(t, 20*time.Second, what, ok)
+}
+
+// waitFor polls ok for up to d.
+func waitFor(t testing.TB, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !ok() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 20s", what)
+			t.Fatalf("%s: not within %v", what, d)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -37,6 +37,7 @@ type replica interface {
 	ApplyRetention() error
 	SetConfig(cfg partition.Config) error
 	Leader() (raft.ServerID, uint64)
+	InSync() []raft.ServerID
 	Close() error
 }
 

@@ -98,6 +98,12 @@ type Replica struct {
 	nAcks1  atomic.Int32
 	obsCh   chan raft.Observation
 	obs     *raft.Observer
+
+	// lagging holds the followers whose heartbeats the leader's raft
+	// reports failing (FailedHeartbeatObservation) until they resume;
+	// InSync leaves them out. Cleared when leadership changes.
+	lagMu   sync.Mutex
+	lagging map[raft.ServerID]bool
 	closing chan struct{}
 	watched chan struct{} // closed when watch has returned
 
@@ -180,16 +186,57 @@ func (r *Replica) start() error {
 		return fmt.Errorf("replication: start raft: %w", err)
 	}
 	r.rf.Store(newInstance(rf))
-	r.obs = raft.NewObserver(r.obsCh, false, func(o *raft.Observation) bool {
-		switch o.Data.(type) {
-		case raft.LeaderObservation, raft.RaftState:
-			return true
-		}
-		return false
-	})
+	r.obs = raft.NewObserver(r.obsCh, false, r.observe)
 	rf.RegisterObserver(r.obs)
 	go r.watch()
 	return nil
+}
+
+// observe is the observer's filter, run on raft's goroutines: it records
+// failing and resumed heartbeats itself (cheap, never blocking) and
+// passes leadership changes on to watch.
+func (r *Replica) observe(o *raft.Observation) bool {
+	switch d := o.Data.(type) {
+	case raft.LeaderObservation, raft.RaftState:
+		return true
+	case raft.FailedHeartbeatObservation:
+		r.lagMu.Lock()
+		if r.lagging == nil {
+			r.lagging = map[raft.ServerID]bool{}
+		}
+		r.lagging[d.PeerID] = true
+		r.lagMu.Unlock()
+	case raft.ResumedHeartbeatObservation:
+		r.lagMu.Lock()
+		delete(r.lagging, d.PeerID)
+		r.lagMu.Unlock()
+	}
+	return false
+}
+
+// InSync returns, on the leader, the voters of the group's configuration
+// that the leader is in contact with (itself included): Kafka's ISR as
+// raft sees it. A follower whose heartbeats fail drops out until they
+// resume; a replica still catching up as a non-voter (during a move) is
+// not a voter. Elsewhere it returns nil: only the leader knows.
+func (r *Replica) InSync() []raft.ServerID {
+	rf := r.rf.Load()
+	if rf.State() != raft.Leader {
+		return nil
+	}
+	f := rf.GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	r.lagMu.Lock()
+	defer r.lagMu.Unlock()
+	var out []raft.ServerID
+	for _, sv := range f.Configuration().Servers {
+		if sv.Suffrage == raft.Voter && !r.lagging[sv.ID] {
+			out = append(out, sv.ID)
+		}
+	}
+	return out
 }
 
 // raftInstance is one run of the group's raft. gone is closed once the
@@ -392,6 +439,9 @@ func (r *Replica) watch() {
 // unready stops taking writes and forgets the in-flight proposals, whose
 // outcome is unknown; acks=1 waiters learn theirs from their futures.
 func (r *Replica) unready() {
+	r.lagMu.Lock()
+	clear(r.lagging) // only a leader's view; the next leader starts afresh
+	r.lagMu.Unlock()
 	if r.readyTerm.Swap(0) == 0 {
 		return
 	}
