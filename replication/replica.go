@@ -93,11 +93,11 @@ type Replica struct {
 
 	// acks=1 proposals waiting for the leader's fsync, by the address of
 	// their command's first byte, which raft hands to StoreLogs unchanged.
-	ackMu   sync.Mutex
-	acks1   map[*byte]*proposal
-	nAcks1  atomic.Int32
-	obsCh   chan raft.Observation
-	obs     *raft.Observer
+	ackMu  sync.Mutex
+	acks1  map[*byte]*proposal
+	nAcks1 atomic.Int32
+	obsCh  chan raft.Observation
+	obs    *raft.Observer
 
 	// lagging holds the followers whose heartbeats the leader's raft
 	// reports failing (FailedHeartbeatObservation) until they resume;
