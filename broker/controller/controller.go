@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -23,9 +24,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/rs/zerolog"
 
-	"github.com/sluicemq/sluice/log"
 	"github.com/sluicemq/sluice/replication"
 )
 
@@ -68,8 +69,7 @@ var ErrNoLeader = errors.New("controller: no controller leader")
 type Controller struct {
 	cfg   Config
 	lg    zerolog.Logger
-	log   *log.Log
-	store *replication.LogStore
+	store *raftboltdb.BoltStore
 	raft  *raft.Raft
 	fsm   *fsm
 	voter bool
@@ -86,25 +86,34 @@ func Open(cfg Config) (*Controller, error) {
 			c.voter = true
 		}
 	}
-	llg := c.lg
-	l, err := log.Open(filepath.Join(cfg.Dir, "log"), log.Options{Logger: &llg})
-	if err != nil {
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	c.log = l
+	// Unlike a partition's, the controller's log is not data that must
+	// outlive raft's compaction: the state is small, lives in memory and is
+	// in every snapshot. So the log is a raft-boltdb file that raft
+	// compacts behind its snapshots, and stays bounded.
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "log.db")})
+	if err != nil {
+		return nil, fmt.Errorf("controller: open log: %w", err)
+	}
+	c.store = store
+	l := store // closed on the error paths below
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hclog.NewNullLogger())
 	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("controller: snapshot store: %w", err)
 	}
-	store := replication.NewLogStore(l, replication.WithLogger(c.lg))
-	c.store = store
-	rc := replication.RaftConfig(serverID(cfg.NodeID))
+	rc := raft.DefaultConfig()
+	rc.LocalID = serverID(cfg.NodeID)
 	rc.Logger = replication.HCLogger(c.lg)
-	// The state is small and lives in memory: restore it from the latest
-	// snapshot at start and replay the log after it.
-	rc.NoSnapshotRestoreOnStart = false
-	rc.SnapshotThreshold, rc.SnapshotInterval = 1024, 2*time.Minute
+	rc.BatchApplyCh = true
+	rc.NoLegacyTelemetry = true
+	// Snapshot every 1024 changes and keep 4096 entries behind the latest
+	// one, so a briefly lagging broker catches up from the log and the file
+	// stays bounded; at start the state comes from the latest snapshot and
+	// the entries after it.
+	rc.SnapshotThreshold, rc.SnapshotInterval, rc.TrailingLogs = 1024, 2*time.Minute, 4096
 	rc.MaxAppendEntries = 64
 	if cfg.Tune != nil {
 		cfg.Tune(rc)
@@ -325,8 +334,7 @@ func (c *Controller) handleJoin(ctx context.Context, req []byte) ([]byte, error)
 // Close stops the replica.
 func (c *Controller) Close() error {
 	err := c.raft.Shutdown().Error()
-	c.store.Close()
-	if cerr := c.log.Close(); err == nil {
+	if cerr := c.store.Close(); err == nil {
 		err = cerr
 	}
 	return err

@@ -176,3 +176,48 @@ func waitFor(t *testing.T, ok func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// The controller's log is compacted behind its snapshots, so it stays
+// bounded however many changes the cluster sees; a restart comes back
+// with the state from the snapshot and the entries after it.
+func TestControllerLogCompacts(t *testing.T) {
+	n := &node{id: 1, dir: t.TempDir()}
+	compact := func(c *raft.Config) {
+		fast(c)
+		c.SnapshotThreshold, c.SnapshotInterval, c.TrailingLogs = 16, 50*time.Millisecond, 8
+	}
+	open := func() {
+		mux, err := transport.Listen("127.0.0.1:0", transport.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stable, err := replication.OpenStableDB(filepath.Join(n.dir, "raft.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Open(Config{
+			NodeID: 1, RaftAddr: string(mux.Addr()), Dir: filepath.Join(n.dir, "controller"),
+			Voters:    []Voter{{ID: 1, RaftAddr: string(mux.Addr())}},
+			Transport: mux.Group("controller"), RPC: mux, Stable: stable.Group("controller"), Tune: compact, Logger: zerolog.Nop(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.mux, n.stable, n.ctrl = mux, stable, c
+	}
+	open()
+	t.Cleanup(n.close)
+	for i := range 100 {
+		if _, err := n.ctrl.Propose(ctxT(t), Command{Op: OpAllocProducerIDs}); err != nil {
+			t.Fatalf("propose %d: %v", i, err)
+		}
+	}
+	waitFor(t, func() bool {
+		first, err := n.ctrl.store.FirstIndex()
+		return err == nil && first > 50
+	})
+	want := n.ctrl.State().NextProducerID
+	n.close()
+	open()
+	waitFor(t, func() bool { return n.ctrl.State().NextProducerID == want })
+}
