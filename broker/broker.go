@@ -48,10 +48,14 @@ type Broker struct {
 	stable *replication.StableDB
 	ctrl   *controller.Controller
 
-	ln       net.Listener
-	advHost  string
-	advPort  int32
-	closing  chan struct{}
+	ln      net.Listener
+	advHost string
+	advPort int32
+	// stopCtx ends when Shutdown begins; closing is its Done channel, for
+	// selects. Background work derives its contexts from stopCtx.
+	stopCtx  context.Context
+	stop     context.CancelFunc
+	closing  <-chan struct{}
 	stopOnce sync.Once
 	ready    atomic.Bool
 
@@ -92,7 +96,9 @@ func New(cfg config.Config, lg zerolog.Logger) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, lg: lg, metrics: metrics.New(), closing: make(chan struct{}), conns: map[*conn]struct{}{}, idChecked: make(chan struct{})}
+	b := &Broker{cfg: cfg, lg: lg, metrics: metrics.New(), conns: map[*conn]struct{}{}, idChecked: make(chan struct{})}
+	b.stopCtx, b.stop = context.WithCancel(context.Background())
+	b.closing = b.stopCtx.Done()
 	b.reg = newRegistry(b, ident, defaults)
 	b.ops = newClusterOps(b)
 	b.metrics.SetPartitionSource(b.partitionStats)
@@ -193,15 +199,7 @@ func (b *Broker) tuneRaft(c *raft.Config) {
 // marks the broker ready. It retries until it succeeds or the broker stops.
 func (b *Broker) registerLoop() {
 	defer b.bgWG.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-b.closing:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx := b.stopCtx
 	if err := b.ctrl.Join(ctx); err != nil {
 		return
 	}
@@ -267,15 +265,8 @@ func (b *Broker) reportLeader(id controller.TopicID, p int32, term uint64) {
 	b.reportWG.Add(1)
 	go func() {
 		defer b.reportWG.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(b.stopCtx, 30*time.Second)
 		defer cancel()
-		go func() {
-			select {
-			case <-b.closing:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
 		if _, err := b.ctrl.Propose(ctx, controller.Command{Op: controller.OpSetLeader, TopicID: id, Partition: p, Leader: b.cfg.NodeID, Term: term}); err != nil {
 			b.lg.Debug().Err(err).Str("topic_id", id.String()).Int32("partition", p).Msg("leader report not applied")
 		}
@@ -384,7 +375,7 @@ func (b *Broker) partitionStats() []metrics.PartitionStat {
 func (b *Broker) Shutdown(ctx context.Context) error {
 	b.stopOnce.Do(func() {
 		b.ready.Store(false)
-		close(b.closing)
+		b.stop()
 		if b.ln != nil {
 			b.ln.Close()
 		}

@@ -309,12 +309,7 @@ func (o *clusterOps) findLeader(ctx context.Context, st *controller.State, k par
 // while this broker is the controller leader.
 func (o *clusterOps) runMoves() {
 	defer o.b.bgWG.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-o.b.closing
-		cancel()
-	}()
+	ctx := o.b.stopCtx
 	t := time.NewTicker(movesPollInterval)
 	defer t.Stop()
 	for {
@@ -844,12 +839,7 @@ func (o *clusterOps) kickBalance() {
 // therefore lasts until the next periodic check.
 func (o *clusterOps) balanceLoop() {
 	defer o.b.bgWG.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-o.b.closing
-		cancel()
-	}()
+	ctx := o.b.stopCtx
 	settle := max(3*o.b.cfg.RaftHeartbeatTimeout, 300*time.Millisecond)
 	tick := time.NewTicker(o.b.cfg.LeaderRebalanceInterval)
 	defer tick.Stop()
