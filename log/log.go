@@ -1093,18 +1093,24 @@ func (l *Log) deleteBefore(offset int64) error {
 	return nil
 }
 
+// removeAllSegments removes every segment and its index, newest first (a
+// crash midway leaves a prefix of the old log), and fsyncs the directory.
+// The caller holds mu and wmu.
+func (l *Log) removeAllSegments() error {
+	for j := len(l.segs) - 1; j >= 0; j-- {
+		if err := l.removeSegment(l.segs[j]); err != nil {
+			return err
+		}
+		l.segs = l.segs[:j]
+	}
+	return l.fs.SyncDir(l.dir)
+}
+
 func (l *Log) reset(index uint64, offset int64) error {
 	l.gen.Add(1)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	// Newest first: a crash midway leaves a prefix of the old log.
-	for j := len(l.segs) - 1; j >= 0; j-- {
-		if err := l.removeSegment(l.segs[j]); err != nil {
-			return ioErr(err)
-		}
-		l.segs = l.segs[:j]
-	}
-	if err := l.fs.SyncDir(l.dir); err != nil {
+	if err := l.removeAllSegments(); err != nil {
 		return ioErr(err)
 	}
 	// The checkpoint records where the log now starts, so recovery can

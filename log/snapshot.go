@@ -572,13 +572,7 @@ func (l *Log) install(st *Staging, p SnapshotPoint, staged []stagedSegment) erro
 	defer l.mu.Unlock()
 	// 2. Remove every old segment and index, durably, before any new file
 	// takes a name an old one may have had.
-	for j := len(l.segs) - 1; j >= 0; j-- {
-		if err := l.removeSegment(l.segs[j]); err != nil {
-			return ioErr(err)
-		}
-		l.segs = l.segs[:j]
-	}
-	if err := l.fs.SyncDir(l.dir); err != nil {
+	if err := l.removeAllSegments(); err != nil {
 		return ioErr(err)
 	}
 	// 3-5: move the staged files in, write start.ckpt, remove the marker.
