@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -88,14 +87,7 @@ func TestFollowerCatchesUpBySnapshotAfterRetention(t *testing.T) {
 		return lp.LogStartOffset() > 100 && lp.Log().FirstIndex() > 20
 	})
 
-	back, err := New(cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := back.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { back.Shutdown(context.Background()) })
+	back := runBroker(t, cfg)
 	waitUntil(t, "restarted broker ready", back.Ready)
 	waitUntil(t, "restarted replica caught up", func() bool {
 		rep := localPart(back, "ret")

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicemq/sluice/broker/config"
@@ -65,15 +64,7 @@ func startCluster(t *testing.T, n, voters int, mod func(*config.Config)) map[int
 		if mod != nil {
 			mod(&cfg)
 		}
-		b, err := New(cfg, zerolog.Nop())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { b.Shutdown(context.Background()) })
-		out[cfg.NodeID] = b
+		out[cfg.NodeID] = runBroker(t, cfg)
 	}
 	for _, b := range out {
 		waitUntil(t, "broker ready", b.Ready)

@@ -29,6 +29,14 @@ func startBroker(t *testing.T, dir string, mod ...func(*config.Config)) *Broker 
 	for _, m := range mod {
 		m(&cfg)
 	}
+	b := runBroker(t, cfg)
+	waitUntil(t, "broker ready", b.Ready)
+	return b
+}
+
+// runBroker starts a broker with cfg, to be shut down when the test ends.
+func runBroker(t testing.TB, cfg config.Config) *Broker {
+	t.Helper()
 	b, err := New(cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +45,6 @@ func startBroker(t *testing.T, dir string, mod ...func(*config.Config)) *Broker 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Shutdown(context.Background()) })
-	waitUntil(t, "broker ready", b.Ready)
 	return b
 }
 
