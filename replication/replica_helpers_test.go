@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -231,6 +232,25 @@ type storedBatch struct {
 func fetchAll(t testing.TB, p *partition.Partition) []storedBatch {
 	t.Helper()
 	var out []storedBatch
+	for _, rb := range fetchRaw(t, p) {
+		h, _ := batch.ParseHeader(rb.data) // fetchRaw validated it
+		out = append(out, storedBatch{offset: h.BaseOffset, pid: h.ProducerID, seq: h.BaseSequence, records: h.RecordCount, firstKey: rb.key})
+	}
+	return out
+}
+
+// rawBatch is one batch read back through Fetch, bytes and all.
+type rawBatch struct {
+	offset int64
+	key    string // the first record's
+	data   []byte
+}
+
+// fetchRaw reads every batch of p from its log start up to its high
+// watermark, keeping each batch's bytes.
+func fetchRaw(t testing.TB, p *partition.Partition) []rawBatch {
+	t.Helper()
+	var out []rawBatch
 	off := p.LogStartOffset()
 	for {
 		res, err := p.Fetch(off, 256<<10)
@@ -238,7 +258,8 @@ func fetchAll(t testing.TB, p *partition.Partition) []storedBatch {
 			t.Fatalf("fetch at %d: %v", off, err)
 		}
 		if len(res.Batches) == 0 {
-			if off != res.HighWatermark {
+			res.Release()
+			if off < res.HighWatermark {
 				t.Fatalf("fetch at %d returned nothing below the high watermark %d", off, res.HighWatermark)
 			}
 			return out
@@ -248,16 +269,16 @@ func fetchAll(t testing.TB, p *partition.Partition) []storedBatch {
 			if err != nil {
 				t.Fatalf("fetched batch at %d: %v", off, err)
 			}
-			sb := storedBatch{offset: h.BaseOffset, pid: h.ProducerID, seq: h.BaseSequence, records: h.RecordCount}
+			rb := rawBatch{offset: h.BaseOffset, data: bytes.Clone(b)}
 			if err := batch.Records(b, batch.DefaultLimits, func(r batch.Record) error {
-				if sb.firstKey == "" {
-					sb.firstKey = string(r.Key)
+				if rb.key == "" {
+					rb.key = string(r.Key)
 				}
 				return nil
 			}); err != nil {
 				t.Fatalf("records of batch at %d: %v", h.BaseOffset, err)
 			}
-			out = append(out, sb)
+			out = append(out, rb)
 			off = h.NextOffset()
 		}
 		res.Release()

@@ -20,49 +20,6 @@ import (
 	"github.com/sluicemq/sluice/partition"
 )
 
-// rawBatch is one batch read back through Fetch, bytes and all.
-type rawBatch struct {
-	offset int64
-	key    string
-	data   []byte
-}
-
-// fetchRaw reads every batch of p from its log start up to its high
-// watermark, keeping each batch's bytes.
-func fetchRaw(t testing.TB, p *partition.Partition) []rawBatch {
-	t.Helper()
-	var out []rawBatch
-	off := p.LogStartOffset()
-	for {
-		res, err := p.Fetch(off, 256<<10)
-		if err != nil {
-			t.Fatalf("fetch at %d: %v", off, err)
-		}
-		if len(res.Batches) == 0 {
-			res.Release()
-			return out
-		}
-		for _, b := range res.Batches {
-			h, err := batch.ParseHeader(b)
-			if err != nil {
-				t.Fatalf("fetched batch at %d: %v", off, err)
-			}
-			rb := rawBatch{offset: h.BaseOffset, data: bytes.Clone(b)}
-			if err := batch.Records(b, batch.DefaultLimits, func(r batch.Record) error {
-				if rb.key == "" {
-					rb.key = string(r.Key)
-				}
-				return nil
-			}); err != nil {
-				t.Fatalf("records of batch at %d: %v", h.BaseOffset, err)
-			}
-			out = append(out, rb)
-			off = h.NextOffset()
-		}
-		res.Release()
-	}
-}
-
 // sameData fails the test unless every running replica has the leader's
 // log start, high watermark and batches (bytes and offsets) from the log
 // start on, and its log verifies.
