@@ -70,6 +70,29 @@ type Config struct {
 	// leader.imbalance.check.interval.seconds).
 	LeaderRebalanceInterval time.Duration `yaml:"leader_rebalance_interval"`
 
+	// OffsetsTopicPartitions is the partition count of __consumer_offsets,
+	// fixed when the topic is first created (Kafka
+	// offsets.topic.num.partitions). Each partition is a raft group whose
+	// leader coordinates the groups that hash to it.
+	OffsetsTopicPartitions int32 `yaml:"offsets_topic_partitions"`
+	// OffsetsTopicReplicationFactor is the replication factor of
+	// __consumer_offsets, lowered to the cluster size when fewer brokers
+	// are registered (Kafka offsets.topic.replication.factor).
+	OffsetsTopicReplicationFactor int16 `yaml:"offsets_topic_replication_factor"`
+	// OffsetsRetention is how long an empty group's committed offsets are
+	// kept after its last commit (Kafka offsets.retention.minutes).
+	OffsetsRetention time.Duration `yaml:"offsets_retention"`
+	// GroupMinSessionTimeout and GroupMaxSessionTimeout bound the session
+	// timeouts members may ask for (Kafka group.min/max.session.timeout.ms).
+	GroupMinSessionTimeout time.Duration `yaml:"group_min_session_timeout"`
+	GroupMaxSessionTimeout time.Duration `yaml:"group_max_session_timeout"`
+	// GroupInitialRebalanceDelay is how long a new group waits for more
+	// members before its first rebalance completes (Kafka
+	// group.initial.rebalance.delay.ms).
+	GroupInitialRebalanceDelay time.Duration `yaml:"group_initial_rebalance_delay"`
+	// GroupMaxSize caps the members of one group (Kafka group.max.size).
+	GroupMaxSize int `yaml:"group_max_size"`
+
 	// MaxRequestBytes caps the size of any request frame, checked before the
 	// frame is read (Kafka socket.request.max.bytes).
 	MaxRequestBytes int32 `yaml:"max_request_bytes"`
@@ -149,6 +172,14 @@ func Default() Config {
 
 		AutoLeaderRebalance:     true,
 		LeaderRebalanceInterval: 30 * time.Second,
+
+		OffsetsTopicPartitions:        16,
+		OffsetsTopicReplicationFactor: 3,
+		OffsetsRetention:              7 * 24 * time.Hour,
+		GroupMinSessionTimeout:        6 * time.Second,
+		GroupMaxSessionTimeout:        30 * time.Minute,
+		GroupInitialRebalanceDelay:    3 * time.Second,
+		GroupMaxSize:                  1000,
 
 		MaxRequestBytes:        100 << 20, // 104857600, Kafka's default
 		MaxControlRequestBytes: 1 << 20,
@@ -338,6 +369,27 @@ func (c *Config) Validate() error {
 	}
 	if c.RaftHeartbeatTimeout < 50*time.Millisecond || c.RaftHeartbeatTimeout > time.Minute {
 		bad("raft_heartbeat_timeout", c.RaftHeartbeatTimeout, "must be in [50ms, 1m]")
+	}
+	if c.OffsetsTopicPartitions < 1 || c.OffsetsTopicPartitions > 1000 {
+		bad("offsets_topic_partitions", c.OffsetsTopicPartitions, "must be in [1, 1000]")
+	}
+	if c.OffsetsTopicReplicationFactor < 1 || c.OffsetsTopicReplicationFactor > 5 {
+		bad("offsets_topic_replication_factor", c.OffsetsTopicReplicationFactor, "must be in [1, 5]")
+	}
+	if c.OffsetsRetention < time.Minute {
+		bad("offsets_retention", c.OffsetsRetention, "must be >= 1m")
+	}
+	if c.GroupMinSessionTimeout < 100*time.Millisecond {
+		bad("group_min_session_timeout", c.GroupMinSessionTimeout, "must be >= 100ms")
+	}
+	if c.GroupMaxSessionTimeout < c.GroupMinSessionTimeout {
+		bad("group_max_session_timeout", c.GroupMaxSessionTimeout, "must be >= group_min_session_timeout")
+	}
+	if c.GroupInitialRebalanceDelay < 0 {
+		bad("group_initial_rebalance_delay", c.GroupInitialRebalanceDelay, "must be >= 0")
+	}
+	if c.GroupMaxSize < 1 || c.GroupMaxSize > 100000 {
+		bad("group_max_size", c.GroupMaxSize, "must be in [1, 100000]")
 	}
 	if c.LeaderRebalanceInterval < 100*time.Millisecond {
 		bad("leader_rebalance_interval", c.LeaderRebalanceInterval, "must be >= 100ms")

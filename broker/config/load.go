@@ -70,6 +70,33 @@ var options = []option{
 			fs.DurationVar(&c.LeaderRebalanceInterval, n, c.LeaderRebalanceInterval, u)
 		}},
 
+	{"offsets_topic_partitions", "partitions of the internal __consumer_offsets topic, fixed when it is first created; each is a raft group whose leader coordinates the consumer groups hashed to it (Kafka offsets.topic.num.partitions)",
+		func(fs *pflag.FlagSet, c *Config, n, u string) {
+			fs.Int32Var(&c.OffsetsTopicPartitions, n, c.OffsetsTopicPartitions, u)
+		}},
+	{"offsets_topic_replication_factor", "replicas of each __consumer_offsets partition, lowered to the number of registered brokers when there are fewer (Kafka offsets.topic.replication.factor)",
+		func(fs *pflag.FlagSet, c *Config, n, u string) {
+			fs.Int16Var(&c.OffsetsTopicReplicationFactor, n, c.OffsetsTopicReplicationFactor, u)
+		}},
+	{"offsets_retention", "how long an empty consumer group's committed offsets are kept after its last commit, as a duration such as 168h (Kafka offsets.retention.minutes)",
+		func(fs *pflag.FlagSet, c *Config, n, u string) {
+			fs.DurationVar(&c.OffsetsRetention, n, c.OffsetsRetention, u)
+		}},
+	{"group_min_session_timeout", "smallest session timeout a group member may ask for (Kafka group.min.session.timeout.ms)",
+		func(fs *pflag.FlagSet, c *Config, n, u string) {
+			fs.DurationVar(&c.GroupMinSessionTimeout, n, c.GroupMinSessionTimeout, u)
+		}},
+	{"group_max_session_timeout", "largest session timeout a group member may ask for (Kafka group.max.session.timeout.ms)",
+		func(fs *pflag.FlagSet, c *Config, n, u string) {
+			fs.DurationVar(&c.GroupMaxSessionTimeout, n, c.GroupMaxSessionTimeout, u)
+		}},
+	{"group_initial_rebalance_delay", "how long a new consumer group waits for more members before its first rebalance completes, so a starting fleet is assigned once; 0 for none (Kafka group.initial.rebalance.delay.ms)",
+		func(fs *pflag.FlagSet, c *Config, n, u string) {
+			fs.DurationVar(&c.GroupInitialRebalanceDelay, n, c.GroupInitialRebalanceDelay, u)
+		}},
+	{"group_max_size", "most members one consumer group may have; joins beyond it get GROUP_MAX_SIZE_REACHED (Kafka group.max.size)",
+		func(fs *pflag.FlagSet, c *Config, n, u string) { fs.IntVar(&c.GroupMaxSize, n, c.GroupMaxSize, u) }},
+
 	{"max_request_bytes", "largest request frame in bytes, checked before the frame is read (Kafka socket.request.max.bytes)",
 		func(fs *pflag.FlagSet, c *Config, n, u string) {
 			fs.Int32Var(&c.MaxRequestBytes, n, c.MaxRequestBytes, u)
