@@ -28,6 +28,9 @@ const (
 	indexExt       = ".idx"
 	tmpExt         = ".tmp"
 	checkpointName = "start.ckpt"
+	cleanedExt     = ".cleaned" // a segment rewritten by the cleaner, before its rename
+	cleanName      = "clean.ckpt"
+	cleanMagic     = "SLCL"
 
 	// flagBatch marks a frame whose payload is a Kafka RecordBatch v2.
 	flagBatch = 1 << 0

@@ -108,6 +108,11 @@ type Log struct {
 	w writerState // owned by the writer goroutine
 
 	gen atomic.Uint64 // Generation
+
+	// cmu serialises cleaner passes (Compact); cleaned is the clean.ckpt
+	// hint, -1 until read.
+	cmu     sync.Mutex
+	cleaned int64
 }
 
 // Generation counts the operations that remove or replace entries
@@ -123,12 +128,13 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{
-		dir:  dir,
-		opts: o,
-		fs:   o.FS,
-		log:  o.Logger.With().Str("component", "log").Str("dir", dir).Logger(),
-		reqs: make(chan *request, queueDepth),
-		done: make(chan struct{}),
+		dir:     dir,
+		opts:    o,
+		fs:      o.FS,
+		log:     o.Logger.With().Str("component", "log").Str("dir", dir).Logger(),
+		reqs:    make(chan *request, queueDepth),
+		done:    make(chan struct{}),
+		cleaned: -1,
 	}
 	l.segmentBytes.Store(o.SegmentBytes)
 	l.segmentAge.Store(int64(o.SegmentAge))
@@ -526,6 +532,7 @@ const (
 	reqDeleteBefore
 	reqReset
 	reqInstall
+	reqRun
 	reqClose
 )
 
@@ -535,7 +542,7 @@ type request struct {
 	assign  bool // assign indexes after the last one
 	index   uint64
 	offset  int64
-	install func() error // reqInstall: runs on the writer (snapshot.go)
+	fn      func() error // reqInstall, reqRun: runs on the writer (snapshot.go, compact.go)
 	err     error
 	done    chan struct{}
 }
@@ -701,8 +708,8 @@ func (l *Log) handle(r *request) {
 		err = l.deleteBefore(r.offset)
 	case reqReset:
 		err = l.reset(r.index, r.offset)
-	case reqInstall:
-		err = r.install()
+	case reqInstall, reqRun:
+		err = r.fn()
 	}
 	var ioErr *ioError
 	if errors.As(err, &ioErr) {

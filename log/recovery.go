@@ -18,7 +18,8 @@ func (l *Log) recover() error {
 	if err := l.finishInstall(); err != nil {
 		return err
 	}
-	// Step 1: list, clean temporaries, parse names, load the checkpoint.
+	// Step 1: list, clean temporaries and cleaner leftovers, parse names,
+	// load the checkpoint.
 	names, err := l.fs.ReadDir(l.dir)
 	if err != nil {
 		return fmt.Errorf("log: list %s: %w", l.dir, err)
@@ -28,7 +29,9 @@ func (l *Log) recover() error {
 	for _, name := range names {
 		path := filepath.Join(l.dir, name)
 		switch {
-		case strings.HasSuffix(name, tmpExt):
+		case strings.HasSuffix(name, tmpExt), strings.HasSuffix(name, cleanedExt):
+			// A checkpoint or index being written, or a cleaner's copy
+			// that was never renamed over its segment.
 			if err := l.fs.Remove(path); err != nil {
 				return fmt.Errorf("log: remove %s: %w", path, err)
 			}

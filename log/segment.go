@@ -33,6 +33,26 @@ type segment struct {
 	// keeps it (and every segment after it) while pins > 0. Incremented
 	// under Log.mu.RLock, read by deleteBefore under Log.mu.
 	pins atomic.Int32
+	// retired is set when a cleaner pass swapped in a rewritten copy of the
+	// segment (compact.go): the streams that pinned this one keep reading
+	// its file, which the last unpin closes (closed makes that once).
+	retired atomic.Bool
+	closed  atomic.Bool
+}
+
+// retire closes a replaced segment's file now, or leaves that to the last
+// unpin. The caller has removed s from Log.segs under Log.mu.
+func (s *segment) retire() {
+	s.retired.Store(true)
+	if s.pins.Load() == 0 {
+		s.closeRetired()
+	}
+}
+
+func (s *segment) closeRetired() {
+	if s.closed.CompareAndSwap(false, true) {
+		s.file.Close()
+	}
 }
 
 func (s *segment) empty() bool { return s.last < s.hdr.baseIndex }

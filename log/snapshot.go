@@ -180,10 +180,19 @@ func (st *SnapshotStream) Close() error {
 		return nil
 	}
 	st.closed = true
-	for _, s := range st.segs {
-		s.pins.Add(-1)
+	return st.l.unpin(st.segs)
+}
+
+// unpin releases pins taken under mu.RLock (SnapshotReader, Compact). The
+// last unpin of a retired segment closes its file. When an unpinned segment
+// lies wholly below the start offset (a DeleteBefore kept it), it is
+// removed now.
+func (l *Log) unpin(segs []*segment) error {
+	for _, s := range segs {
+		if s.pins.Add(-1) == 0 && s.retired.Load() {
+			s.closeRetired()
+		}
 	}
-	l := st.l
 	l.mu.RLock()
 	sweep := false
 	if l.err == nil && len(l.segs) > 1 {
@@ -479,7 +488,7 @@ func (l *Log) InstallSnapshot(st *Staging, p SnapshotPoint) error {
 	if len(staged) == 0 {
 		p.StartOffset = p.NextOffset
 	}
-	return l.submit(&request{kind: reqInstall, install: func() error { return l.install(st, p, staged) }})
+	return l.submit(&request{kind: reqInstall, fn: func() error { return l.install(st, p, staged) }})
 }
 
 // verifyStaged CRC-walks every staged file and checks that together they
