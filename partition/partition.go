@@ -40,6 +40,26 @@ const (
 	LogAppendTime TimestampType = 1
 )
 
+// CleanupPolicy is a topic's cleanup.policy.
+type CleanupPolicy int8
+
+const (
+	// CleanupDelete (the zero value, Kafka's default) deletes whole old
+	// segments by retention.ms and retention.bytes.
+	CleanupDelete CleanupPolicy = iota
+	// CleanupCompact keeps the latest record of every key (log compaction)
+	// and deletes nothing by age or size.
+	CleanupCompact
+	// CleanupCompactDelete does both.
+	CleanupCompactDelete
+)
+
+// Compacts reports whether the policy includes compact.
+func (c CleanupPolicy) Compacts() bool { return c == CleanupCompact || c == CleanupCompactDelete }
+
+// Deletes reports whether the policy includes delete.
+func (c CleanupPolicy) Deletes() bool { return c != CleanupCompact }
+
 // Config is the part of a topic's configuration a partition enforces.
 type Config struct {
 	MaxMessageBytes int32         // max.message.bytes: largest batch accepted
@@ -47,6 +67,12 @@ type Config struct {
 	Retention       log.Retention // retention.bytes, retention.ms
 	SegmentBytes    int64         // segment.bytes
 	SegmentAge      time.Duration // segment.ms
+	CleanupPolicy   CleanupPolicy // cleanup.policy
+
+	// Compaction (used when CleanupPolicy compacts); zero values mean zero.
+	DeleteRetention        time.Duration // delete.retention.ms: tombstones kept this long
+	MinCompactionLag       time.Duration // min.compaction.lag.ms: younger records not cleaned
+	MinCleanableDirtyRatio float64       // min.cleanable.dirty.ratio: clean when this share is dirty
 }
 
 // Options are a partition's process-level settings.
@@ -242,6 +268,9 @@ func (p *Partition) Prepare(records []byte) (Prepared, error) {
 		// Transactions are not implemented; refusing beats storing a batch
 		// no transaction marker will ever complete.
 		return Prepared{}, kerr.TransactionalIDAuthorizationFailed
+	case cfg.CleanupPolicy.Compacts() && hasKeyless(b, h):
+		// As Kafka: "Compacted topic cannot accept message without key".
+		return Prepared{}, kerr.InvalidRecord
 	}
 	appendTime := int64(-1)
 	if cfg.TimestampType == LogAppendTime {
@@ -320,6 +349,25 @@ func (p *Partition) Produce(records []byte) (wait func() (ProduceResult, error))
 // each may briefly hold a few times batch.DefaultLimits.MaxSize, so the
 // bound keeps many clients sending bombs at once from adding up.
 var decompressing = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+// errKeyless stops the record walk of hasKeyless.
+var errKeyless = errors.New("partition: record without a key")
+
+// hasKeyless reports whether a validated batch holds a record without a
+// key (a compressed one is decompressed again: compacted topics pay that).
+func hasKeyless(b []byte, h batch.Header) bool {
+	if h.Codec() != batch.CodecNone {
+		decompressing <- struct{}{}
+		defer func() { <-decompressing }()
+	}
+	err := batch.Records(b, batch.DefaultLimits, func(r batch.Record) error {
+		if r.Key == nil {
+			return errKeyless
+		}
+		return nil
+	})
+	return err != nil // validated already: any error is the keyless stop
+}
 
 func validate(b []byte) (batch.Header, error) {
 	if h, err := batch.ParseHeader(b); err == nil && h.Codec() != batch.CodecNone {
@@ -451,8 +499,31 @@ func (p *Partition) ApplyRetention() (int64, error) {
 
 // RetentionCut is the offset retention.ms and retention.bytes would move
 // the log start to (whole sealed segments), never past the high watermark.
+// A policy without delete (compact alone) never moves it.
 func (p *Partition) RetentionCut() int64 {
-	return min(p.log.RetentionOffset(p.cfg.Load().Retention, p.now()), p.HighWatermark())
+	cfg := p.cfg.Load()
+	if !cfg.CleanupPolicy.Deletes() {
+		return p.LogStartOffset()
+	}
+	return min(p.log.RetentionOffset(cfg.Retention, p.now()), p.HighWatermark())
+}
+
+// Compact runs a cleaner pass (log.Compact) over the committed records,
+// those below the high watermark, with the topic's compaction settings at
+// time now; a policy without compact does nothing. Each replica compacts
+// its own log, independently: see docs/DESIGN.md "Compaction".
+func (p *Partition) Compact(now time.Time) (log.CompactStats, error) {
+	cfg := p.cfg.Load()
+	if !cfg.CleanupPolicy.Compacts() {
+		return log.CompactStats{}, nil
+	}
+	return p.log.Compact(log.CompactOptions{
+		Below:            p.HighWatermark(),
+		DeleteRetention:  cfg.DeleteRetention,
+		MinCompactionLag: cfg.MinCompactionLag,
+		MinDirtyRatio:    cfg.MinCleanableDirtyRatio,
+		Now:              func() time.Time { return now },
+	})
 }
 
 // maxSnapshotBytes bounds the producer snapshot read at open.
