@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/sluicemq/sluice/log"
 	"github.com/sluicemq/sluice/partition"
 )
 
@@ -737,6 +738,20 @@ func (r *Replica) ApplyRetention() error {
 		}
 	}
 	return nil
+}
+
+// Compact runs a cleaner pass over this replica's own log when the topic's
+// cleanup.policy includes compact (partition.Compact: committed records
+// only). It is not a replicated command: every replica cleans its own log,
+// as Kafka's do, and keeps every raft entry, index, term and offset, so
+// raft may still send the cleaned entries to a follower (docs/DESIGN.md
+// "Compaction").
+func (r *Replica) Compact() (log.CompactStats, error) {
+	now := time.Now
+	if r.cfg.Options.Now != nil {
+		now = r.cfg.Options.Now
+	}
+	return r.part.Compact(now())
 }
 
 func (r *Replica) propose(cmd []byte) error {
