@@ -23,8 +23,11 @@ type Request struct {
 	// version set to Header.Version. It is nil when Decode returned an
 	// error.
 	//
-	// Strings in Msg are copies, but byte fields (Produce records) alias
-	// the frame: the frame buffer must not be reused while Msg is in use.
+	// Strings in Msg are copies, but byte fields (Produce records,
+	// JoinGroup protocol metadata, SyncGroup assignments) alias the frame:
+	// the frame buffer must not be reused while Msg is in use, and bytes
+	// kept longer than the request (a group's member metadata) should be
+	// copied so that they do not pin the whole frame.
 	Msg kmsg.Request
 }
 

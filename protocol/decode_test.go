@@ -2,10 +2,12 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -183,6 +185,75 @@ func TestDecodeFields(t *testing.T) {
 				}
 			},
 		},
+		8: {
+			build: func(v int16) kmsg.Request {
+				r := kmsg.NewPtrOffsetCommitRequest()
+				r.Group, r.Generation, r.MemberID, r.InstanceID = "g", 7, "m-1", kmsg.StringPtr("i-1")
+				r.RetentionTimeMillis = 60000
+				p := kmsg.NewOffsetCommitRequestTopicPartition()
+				p.Partition, p.Offset, p.LeaderEpoch, p.Metadata = 2, 1234, 5, kmsg.StringPtr("meta")
+				tp := kmsg.NewOffsetCommitRequestTopic()
+				tp.Topic, tp.TopicID = "orders", [16]byte{9, 8, 7}
+				tp.Partitions = []kmsg.OffsetCommitRequestTopicPartition{p}
+				r.Topics = []kmsg.OffsetCommitRequestTopic{tp}
+				return r
+			},
+			check: func(t *testing.T, v int16, m kmsg.Request) {
+				r := m.(*kmsg.OffsetCommitRequest)
+				tp := r.Topics[0]
+				p := tp.Partitions[0]
+				if r.Group != "g" || r.Generation != 7 || r.MemberID != "m-1" || p.Partition != 2 || p.Offset != 1234 || *p.Metadata != "meta" ||
+					(v >= 7 && *r.InstanceID != "i-1") || (v <= 4 && r.RetentionTimeMillis != 60000) || (v >= 6 && p.LeaderEpoch != 5) {
+					t.Errorf("%+v", r)
+				}
+				if (v < 10 && tp.Topic != "orders") || (v >= 10 && tp.TopicID != [16]byte{9, 8, 7}) {
+					t.Errorf("topic %q %x", tp.Topic, tp.TopicID)
+				}
+			},
+		},
+		9: {
+			build: func(v int16) kmsg.Request {
+				r := kmsg.NewPtrOffsetFetchRequest()
+				r.Group = "g"
+				tp := kmsg.NewOffsetFetchRequestTopic()
+				tp.Topic, tp.Partitions = "orders", []int32{0, 3}
+				r.Topics = []kmsg.OffsetFetchRequestTopic{tp}
+				gt := kmsg.NewOffsetFetchRequestGroupTopic()
+				gt.Topic, gt.TopicID, gt.Partitions = "orders", [16]byte{4, 5}, []int32{0, 3}
+				g := kmsg.NewOffsetFetchRequestGroup()
+				g.Group, g.MemberID, g.MemberEpoch = "g", kmsg.StringPtr("m-1"), 11
+				g.Topics = []kmsg.OffsetFetchRequestGroupTopic{gt}
+				all := kmsg.NewOffsetFetchRequestGroup()
+				all.Group = "all" // nil topics: every topic
+				r.Groups = []kmsg.OffsetFetchRequestGroup{g, all}
+				r.RequireStable = true
+				return r
+			},
+			check: func(t *testing.T, v int16, m kmsg.Request) {
+				r := m.(*kmsg.OffsetFetchRequest)
+				if v >= 7 && !r.RequireStable {
+					t.Errorf("require stable %+v", r)
+				}
+				if v < 8 {
+					if r.Group != "g" || r.Topics[0].Topic != "orders" || !reflect.DeepEqual(r.Topics[0].Partitions, []int32{0, 3}) {
+						t.Errorf("%+v", r)
+					}
+					return
+				}
+				g := r.Groups[0]
+				gt := g.Topics[0]
+				if len(r.Groups) != 2 || g.Group != "g" || !reflect.DeepEqual(gt.Partitions, []int32{0, 3}) ||
+					r.Groups[1].Group != "all" || r.Groups[1].Topics != nil {
+					t.Errorf("%+v", r)
+				}
+				if v >= 9 && (*g.MemberID != "m-1" || g.MemberEpoch != 11) {
+					t.Errorf("member %v %d", g.MemberID, g.MemberEpoch)
+				}
+				if (v < 10 && gt.Topic != "orders") || (v >= 10 && gt.TopicID != [16]byte{4, 5}) {
+					t.Errorf("topic %q %x", gt.Topic, gt.TopicID)
+				}
+			},
+		},
 		10: {
 			build: func(v int16) kmsg.Request {
 				r := kmsg.NewPtrFindCoordinatorRequest()
@@ -194,6 +265,110 @@ func TestDecodeFields(t *testing.T) {
 			check: func(t *testing.T, v int16, m kmsg.Request) {
 				r := m.(*kmsg.FindCoordinatorRequest)
 				if (v < 4 && r.CoordinatorKey != "group") || (v >= 4 && !reflect.DeepEqual(r.CoordinatorKeys, []string{"group"})) {
+					t.Errorf("%+v", r)
+				}
+			},
+		},
+		11: {
+			build: func(v int16) kmsg.Request {
+				r := kmsg.NewPtrJoinGroupRequest()
+				r.Group, r.SessionTimeoutMillis, r.RebalanceTimeoutMillis = "g", 45000, 300000
+				r.MemberID, r.InstanceID, r.ProtocolType = "m-1", kmsg.StringPtr("i-1"), "consumer"
+				p := kmsg.NewJoinGroupRequestProtocol()
+				p.Name, p.Metadata = "range", records[:10]
+				empty := kmsg.NewJoinGroupRequestProtocol()
+				empty.Name, empty.Metadata = "cooperative-sticky", []byte{}
+				r.Protocols = []kmsg.JoinGroupRequestProtocol{p, empty}
+				r.Reason = kmsg.StringPtr("rebalance")
+				return r
+			},
+			check: func(t *testing.T, v int16, m kmsg.Request) {
+				r := m.(*kmsg.JoinGroupRequest)
+				if r.Group != "g" || r.SessionTimeoutMillis != 45000 || r.RebalanceTimeoutMillis != 300000 || r.MemberID != "m-1" ||
+					r.ProtocolType != "consumer" || len(r.Protocols) != 2 || r.Protocols[0].Name != "range" ||
+					!bytes.Equal(r.Protocols[0].Metadata, records[:10]) || r.Protocols[1].Metadata == nil || len(r.Protocols[1].Metadata) != 0 ||
+					(v >= 5 && *r.InstanceID != "i-1") || (v >= 8 && *r.Reason != "rebalance") {
+					t.Errorf("%+v", r)
+				}
+			},
+		},
+		12: {
+			build: func(v int16) kmsg.Request {
+				r := kmsg.NewPtrHeartbeatRequest()
+				r.Group, r.Generation, r.MemberID, r.InstanceID = "g", 3, "m-1", kmsg.StringPtr("i-1")
+				return r
+			},
+			check: func(t *testing.T, v int16, m kmsg.Request) {
+				r := m.(*kmsg.HeartbeatRequest)
+				if r.Group != "g" || r.Generation != 3 || r.MemberID != "m-1" || (v >= 3 && *r.InstanceID != "i-1") {
+					t.Errorf("%+v", r)
+				}
+			},
+		},
+		13: {
+			build: func(v int16) kmsg.Request {
+				r := kmsg.NewPtrLeaveGroupRequest()
+				r.Group, r.MemberID = "g", "m-1"
+				a := kmsg.NewLeaveGroupRequestMember()
+				a.MemberID, a.InstanceID, a.Reason = "m-1", kmsg.StringPtr("i-1"), kmsg.StringPtr("bye")
+				b := kmsg.NewLeaveGroupRequestMember()
+				b.MemberID = "m-2" // null instance id and reason
+				r.Members = []kmsg.LeaveGroupRequestMember{a, b}
+				return r
+			},
+			check: func(t *testing.T, v int16, m kmsg.Request) {
+				r := m.(*kmsg.LeaveGroupRequest)
+				if r.Group != "g" || (v < 3 && r.MemberID != "m-1") {
+					t.Errorf("%+v", r)
+				}
+				if v >= 3 && (len(r.Members) != 2 || r.Members[0].MemberID != "m-1" || *r.Members[0].InstanceID != "i-1" ||
+					r.Members[1].InstanceID != nil || r.Members[1].Reason != nil || (v >= 5 && *r.Members[0].Reason != "bye")) {
+					t.Errorf("%+v", r.Members)
+				}
+			},
+		},
+		14: {
+			build: func(v int16) kmsg.Request {
+				r := kmsg.NewPtrSyncGroupRequest()
+				r.Group, r.Generation, r.MemberID, r.InstanceID = "g", 4, "m-1", kmsg.StringPtr("i-1")
+				r.ProtocolType, r.Protocol = kmsg.StringPtr("consumer"), nil
+				a := kmsg.NewSyncGroupRequestGroupAssignment()
+				a.MemberID, a.MemberAssignment = "m-1", records[:20]
+				r.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{a}
+				return r
+			},
+			check: func(t *testing.T, v int16, m kmsg.Request) {
+				r := m.(*kmsg.SyncGroupRequest)
+				if r.Group != "g" || r.Generation != 4 || r.MemberID != "m-1" || len(r.GroupAssignment) != 1 ||
+					r.GroupAssignment[0].MemberID != "m-1" || !bytes.Equal(r.GroupAssignment[0].MemberAssignment, records[:20]) ||
+					(v >= 3 && *r.InstanceID != "i-1") || (v >= 5 && (*r.ProtocolType != "consumer" || r.Protocol != nil)) {
+					t.Errorf("%+v", r)
+				}
+			},
+		},
+		15: {
+			build: func(v int16) kmsg.Request {
+				r := kmsg.NewPtrDescribeGroupsRequest()
+				r.Groups, r.IncludeAuthorizedOperations = []string{"g", "h"}, true
+				return r
+			},
+			check: func(t *testing.T, v int16, m kmsg.Request) {
+				r := m.(*kmsg.DescribeGroupsRequest)
+				if !reflect.DeepEqual(r.Groups, []string{"g", "h"}) || (v >= 3 && !r.IncludeAuthorizedOperations) {
+					t.Errorf("%+v", r)
+				}
+			},
+		},
+		16: {
+			build: func(v int16) kmsg.Request {
+				r := kmsg.NewPtrListGroupsRequest()
+				r.StatesFilter, r.TypesFilter = []string{"Stable", "Empty"}, []string{"classic"}
+				return r
+			},
+			check: func(t *testing.T, v int16, m kmsg.Request) {
+				r := m.(*kmsg.ListGroupsRequest)
+				if (v >= 4 && !reflect.DeepEqual(r.StatesFilter, []string{"Stable", "Empty"})) ||
+					(v >= 5 && !reflect.DeepEqual(r.TypesFilter, []string{"classic"})) || (v < 4 && len(r.StatesFilter) != 0) {
 					t.Errorf("%+v", r)
 				}
 			},
@@ -310,6 +485,35 @@ func TestDecodeFields(t *testing.T) {
 				}
 			},
 		},
+		42: {
+			build: func(v int16) kmsg.Request {
+				r := kmsg.NewPtrDeleteGroupsRequest()
+				r.Groups = []string{"old", "older"}
+				return r
+			},
+			check: func(t *testing.T, v int16, m kmsg.Request) {
+				if r := m.(*kmsg.DeleteGroupsRequest); !reflect.DeepEqual(r.Groups, []string{"old", "older"}) {
+					t.Errorf("%+v", r)
+				}
+			},
+		},
+		47: {
+			build: func(v int16) kmsg.Request {
+				r := kmsg.NewPtrOffsetDeleteRequest()
+				r.Group = "g"
+				tp := kmsg.NewOffsetDeleteRequestTopic()
+				tp.Topic = "orders"
+				tp.Partitions = []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 1}, {Partition: 5}}
+				r.Topics = []kmsg.OffsetDeleteRequestTopic{tp}
+				return r
+			},
+			check: func(t *testing.T, v int16, m kmsg.Request) {
+				r := m.(*kmsg.OffsetDeleteRequest)
+				if r.Group != "g" || r.Topics[0].Topic != "orders" || len(r.Topics[0].Partitions) != 2 || r.Topics[0].Partitions[1].Partition != 5 {
+					t.Errorf("%+v", r)
+				}
+			},
+		},
 		44: {
 			build: func(v int16) kmsg.Request {
 				r := kmsg.NewPtrIncrementalAlterConfigsRequest()
@@ -399,7 +603,7 @@ func TestDecodeBadInput(t *testing.T) {
 		{"client id length min int16", header(3, 1, 1, -32768, ""), ErrMalformedRequest, true},
 		{"client id past end", header(3, 1, 1, 100, "abc"), ErrMalformedRequest, true},
 		{"unknown key 9999", header(9999, 0, 1, -1, ""), ErrUnknownAPI, true},
-		{"unknown key JoinGroup", header(11, 5, 1, 3, "abc"), ErrUnknownAPI, true},
+		{"unknown key LeaderAndIsr", header(4, 5, 1, 3, "abc"), ErrUnknownAPI, true},
 		{"unknown key -1", header(-1, 0, 1, -1, ""), ErrUnknownAPI, true},
 		{"unknown key 61", header(61, 0, 1, -1, ""), ErrUnknownAPI, true},
 		{"produce v2 below min", header(0, 2, 1, -1, ""), ErrUnsupportedVersion, true},
@@ -414,6 +618,14 @@ func TestDecodeBadInput(t *testing.T) {
 		{"create topics v1", header(19, 1, 1, -1, ""), ErrUnsupportedVersion, true},
 		{"init producer id v5", header(22, 5, 1, -1, ""), ErrUnsupportedVersion, true},
 		{"describe cluster v2", header(60, 2, 1, -1, ""), ErrUnsupportedVersion, true},
+		{"offset commit v1 below min", header(8, 1, 1, -1, ""), ErrUnsupportedVersion, true},
+		{"offset commit v10 topic ids above max", header(8, 10, 1, -1, "", 0), ErrUnsupportedVersion, true},
+		{"offset fetch v10 topic ids above max", header(9, 10, 1, -1, "", 0), ErrUnsupportedVersion, true},
+		{"offset fetch v0 below min", header(9, 0, 1, -1, ""), ErrUnsupportedVersion, true},
+		{"join group v1 below min", header(11, 1, 1, -1, ""), ErrUnsupportedVersion, true},
+		{"join group v10 above max", header(11, 10, 1, -1, ""), ErrUnsupportedVersion, true},
+		{"describe groups v7", header(15, 7, 1, -1, ""), ErrUnsupportedVersion, true},
+		{"offset delete v1", header(47, 1, 1, -1, ""), ErrUnsupportedVersion, true},
 		{"missing header tags", header(3, 12, 1, -1, ""), ErrMalformedRequest, true},
 		{"header tags count huge", header(3, 12, 1, -1, "", hugeTags...), ErrMalformedRequest, true},
 		{"header tag size past end", header(3, 12, 1, -1, "", 1, 5, 100, 1), ErrMalformedRequest, true},
@@ -506,6 +718,12 @@ func TestDecodeValidEdgeCases(t *testing.T) {
 		{"describe configs v1 null keys", cat(header(32, 1, 1, -1, ""), i32(1), []byte{2}, i16(1), []byte("t"), i32(-1), []byte{0})},
 		{"create partitions v0 null assignment", cat(header(37, 0, 1, -1, ""), i32(1), i16(1), []byte("t"), i32(3), i32(-1), i32(100), []byte{0})},
 		{"api versions v4 bare", cat(header(18, 4, 1, -1, "", 0), []byte{1, 1, 0})},
+		{"offset fetch v2 null topics", cat(header(9, 2, 1, -1, ""), str("g"), i32(-1))},
+		{"offset fetch v8 group with null topics", cat(header(9, 8, 1, -1, "", 0), []byte{2}, cstr("g"), []byte{0, 0, 0, 0})},
+		{"join group v2 empty metadata", cat(header(11, 2, 1, -1, ""), joinGroupV2, i32(1), str("range"), i32(0))},
+		{"sync group v5 null protocol type and name", cat(header(14, 5, 1, -1, "", 0), syncGroupV5, []byte{2}, cstr("m"), []byte{1, 0, 0})},
+		{"leave group v4 null instance id", cat(header(13, 4, 1, -1, "", 0), cstr("g"), []byte{2}, cstr("m"), []byte{0, 0, 0})},
+		{"list groups v5 empty filters", cat(header(16, 5, 1, -1, "", 0), []byte{1, 1, 0})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, err := Decode(tc.frame)
@@ -527,7 +745,7 @@ func TestDecodeHeaderOnError(t *testing.T) {
 	if req.Header != (Header{Key: 18, Version: 7, CorrelationID: 42, ClientID: req.Header.ClientID}) || *req.Header.ClientID != "cli" {
 		t.Fatalf("%+v", req.Header)
 	}
-	req, err = Decode(header(11, 1, 43, -9, ""))
+	req, err = Decode(header(4, 1, 43, -9, ""))
 	if !errors.Is(err, ErrUnknownAPI) || req.Header.CorrelationID != 43 || req.Header.ClientID != nil {
 		t.Fatalf("%v %+v", err, req)
 	}
@@ -552,5 +770,153 @@ func TestControlBudget(t *testing.T) {
 	}
 	if _, err := Decode(cat(header(3, 12, 1, -1, "", 0), tags)); !errors.Is(err, ErrMalformedRequest) {
 		t.Fatalf("tag amplifier accepted: %v", err)
+	}
+}
+
+// str and cstr encode a classic and a compact (flexible) string.
+func str(s string) []byte  { return append(i16(int16(len(s))), s...) }
+func cstr(s string) []byte { return append(appendUvarint(nil, uint32(len(s)+1)), s...) }
+
+// Hand-built body prefixes of the consumer-group requests.
+var (
+	// JoinGroup v2 up to its protocols: group "g", session and rebalance
+	// timeouts, empty member id, protocol type "consumer".
+	joinGroupV2 = cat(str("g"), i32(30000), i32(60000), str(""), str("consumer"))
+	// JoinGroup v6 (flexible), the same plus a null group instance id.
+	joinGroupV6 = cat(cstr("g"), i32(30000), i32(60000), cstr(""), []byte{0}, cstr("consumer"))
+	// SyncGroup v5 up to its assignments: group "g", generation 1, member
+	// "m", null group instance id, null protocol type and name.
+	syncGroupV5 = cat(cstr("g"), i32(1), cstr("m"), []byte{0, 0, 0})
+	// OffsetCommit v2 up to its topics: group, generation, member,
+	// retention time.
+	offsetCommitV2 = cat(str("g"), i32(1), str("m"), make([]byte, 8))
+	// OffsetCommit v8 (flexible) up to its topics: group, generation,
+	// member, null group instance id.
+	offsetCommitV8 = cat(cstr("g"), i32(1), cstr("m"), []byte{0})
+)
+
+// TestDecodeGroupHostile feeds consumer-group requests built to get past
+// kmsg's own checks: counts beyond the bytes present, null where Kafka
+// forbids it, invalid lengths, budgets. Each must fail with the walker's
+// specific error; kmsgAccepts records whether kmsg alone would have
+// decoded the body without error (and is checked, so the case shows what
+// the walker adds).
+func TestDecodeGroupHostile(t *testing.T) {
+	hugeCompact := []byte{0xff, 0xff, 0xff, 0xff, 0x07} // 2^31-1 elements
+	tagged := appendUvarint(nil, 30001)                 // JoinGroup v6: 30000 protocols, one unknown tag each
+	for i := range 30000 {
+		tagged = append(tagged, 1, 1, 1)                            // empty name, empty metadata, one tag
+		tagged = append(appendUvarint(tagged, uint32(100+i%50)), 0) // tag, size 0
+	}
+	for _, tc := range []struct {
+		name        string
+		frame       []byte
+		want        string
+		kmsgAccepts bool
+	}{
+		{"join group v2 protocols 2^30 in a tiny body", cat(header(11, 2, 1, -1, ""), joinGroupV2, i32(1<<30), str("range")),
+			"protocols at offset 27: 1073741824 elements of at least 6 bytes need more than the 7 bytes remaining", false},
+		{"join group v6 protocols 2^31-1 compact", cat(header(11, 6, 1, -1, "", 0), joinGroupV6, hugeCompact, []byte{0, 0}),
+			"protocols at offset 26: 2147483646 elements of at least 3 bytes", false},
+		{"join group v2 protocols beyond min size", cat(header(11, 2, 1, -1, ""), joinGroupV2, i32(3), make([]byte, 8)),
+			"3 elements of at least 6 bytes need more than the 8 bytes remaining", false},
+		{"join group v2 protocols -1", cat(header(11, 2, 1, -1, ""), joinGroupV2, i32(-1)),
+			"protocols at offset 27: invalid array count -1", true},
+		{"join group v2 metadata null", cat(header(11, 2, 1, -1, ""), joinGroupV2, i32(1), str("range"), i32(-1)),
+			"metadata at offset 38: invalid length -1", true},
+		{"join group v6 metadata null compact", cat(header(11, 6, 1, -1, "", 0), joinGroupV6, []byte{2}, cstr("range"), []byte{0, 0, 0, 0}),
+			"metadata at offset 29: invalid length -1", true},
+		{"join group v2 metadata past end", cat(header(11, 2, 1, -1, ""), joinGroupV2, i32(1), str("range"), i32(1000), []byte{1, 2}),
+			"metadata at offset 38: length 1000 exceeds the 2 bytes remaining", false},
+		{"join group v5 instance id -2", cat(header(11, 5, 1, -1, ""), str("g"), i32(0), i32(0), str(""), i16(-2), str("consumer"), i32(0)),
+			"group_instance_id at offset 15: invalid length -2", true},
+		{"join group v6 tagged protocols over budget", cat(header(11, 6, 1, -1, "", 0), joinGroupV6, tagged, []byte{0}),
+			"would allocate about", true},
+		{"sync group v5 assignment null compact", cat(header(14, 5, 1, -1, "", 0), syncGroupV5, []byte{2}, cstr("m"), []byte{0, 0, 0}),
+			"assignment at offset 15: invalid length -1", true},
+		{"sync group v0 assignments huge", cat(header(14, 0, 1, -1, ""), str("g"), i32(1), str("m"), i32(1<<28), str("m")),
+			"assignments at offset 14: 268435456 elements of at least 6 bytes", false},
+		{"offset commit v2 partitions beyond the bytes", cat(header(8, 2, 1, -1, ""), offsetCommitV2, i32(1), str("t"), i32(1000), make([]byte, 14)),
+			"partitions at offset 29: 1000 elements of at least 14 bytes need more than the 14 bytes remaining", false},
+		{"offset commit v2 partitions beyond min size", cat(header(8, 2, 1, -1, ""), offsetCommitV2, i32(1), str("t"), i32(10), make([]byte, 20)),
+			"10 elements of at least 14 bytes need more than the 20 bytes remaining", false},
+		{"offset commit v8 partitions 2^31-1 compact", cat(header(8, 8, 1, -1, "", 0), offsetCommitV8, []byte{2}, cstr("t"), hugeCompact, []byte{0, 0}),
+			"partitions at offset 17: 2147483646 elements of at least 18 bytes", false},
+		{"offset commit v2 topics -1", cat(header(8, 2, 1, -1, ""), offsetCommitV2, i32(-1)),
+			"topics at offset 22: invalid array count -1", true},
+		{"offset commit v9 topics null compact", cat(header(8, 9, 1, -1, "", 0), offsetCommitV8, []byte{0, 0}),
+			"topics at offset 10: invalid array count -1", true},
+		{"offset commit v2 metadata -2", cat(header(8, 2, 1, -1, ""), offsetCommitV2, i32(1), str("t"), i32(1), i32(0), make([]byte, 8), i16(-2)),
+			"committed_metadata at offset 43: invalid length -2", true},
+		{"offset fetch v1 null topics", cat(header(9, 1, 1, -1, ""), str("g"), i32(-1)),
+			"topics at offset 7: invalid array count -1", true},
+		{"offset fetch v8 groups null", cat(header(9, 8, 1, -1, "", 0), []byte{0, 0, 0}),
+			"groups at offset 1: invalid array count -1", true},
+		{"offset fetch v9 group topics beyond the bytes", cat(header(9, 9, 1, -1, "", 0), []byte{2}, cstr("g"), []byte{0}, i32(-1), []byte{9}, make([]byte, 20)),
+			"topics at offset 9: 8 elements of at least 3 bytes need more than the 20 bytes remaining", false},
+		{"offset fetch v6 partition indexes beyond the bytes", cat(header(9, 6, 1, -1, "", 0), cstr("g"), []byte{2}, cstr("t"), []byte{10}, make([]byte, 20)),
+			"partition_indexes at offset 6: 9 elements of at least 4 bytes need more than the 20 bytes remaining", false},
+		{"leave group v3 members -1", cat(header(13, 3, 1, -1, ""), str("g"), i32(-1)),
+			"members at offset 7: invalid array count -1", true},
+		{"heartbeat v3 instance id -2", cat(header(12, 3, 1, -1, ""), str("g"), i32(1), str("m"), i16(-2)),
+			"group_instance_id at offset 12: invalid length -2", true},
+		{"describe groups v0 groups -1", cat(header(15, 0, 1, -1, ""), i32(-1)),
+			"groups at offset 4: invalid array count -1", true},
+		{"describe groups v3 trailing byte", cat(header(15, 3, 1, -1, ""), i32(0), []byte{1, 0}),
+			"1 trailing bytes after the request", true},
+		{"list groups v4 states filter null", cat(header(16, 4, 1, -1, "", 0), []byte{0, 0}),
+			"states_filter at offset 1: invalid array count -1", true},
+		{"list groups v5 types filter 2^31-1", cat(header(16, 5, 1, -1, "", 0), []byte{1}, hugeCompact, []byte{0}),
+			"types_filter at offset 6: 2147483646 elements of at least 1 bytes", false},
+		{"delete groups v0 names beyond min size", cat(header(42, 0, 1, -1, ""), i32(5), make([]byte, 8)),
+			"5 elements of at least 2 bytes need more than the 8 bytes remaining", false},
+		{"offset delete v0 partitions huge", cat(header(47, 0, 1, -1, ""), str("g"), i32(1), str("t"), i32(1<<29), make([]byte, 8)),
+			"partitions at offset 14: 536870912 elements of at least 4 bytes", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := Decode(tc.frame)
+			if !errors.Is(err, ErrMalformedRequest) || !wrapsOneSentinel(err) {
+				t.Fatalf("err = %v, want ErrMalformedRequest", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v\nwant it to contain %q", err, tc.want)
+			}
+			if req == nil || req.Msg != nil || req.Header.Key != int16(binary.BigEndian.Uint16(tc.frame)) {
+				t.Fatalf("request %+v", req)
+			}
+			body := bodyOf(t, tc.frame, req.Header)
+			direct := kmsg.RequestForKey(req.Header.Key)
+			direct.SetVersion(req.Header.Version)
+			if kerr := direct.ReadFrom(body); (kerr == nil) != tc.kmsgAccepts {
+				t.Errorf("kmsg alone: %v, want accepted %v", kerr, tc.kmsgAccepts)
+			}
+		})
+	}
+}
+
+// TestWalkTopicIDVersions checks the v10 layouts of OffsetCommit and
+// OffsetFetch, which the schemas describe although Supported stops at v9:
+// a topic is then a 16-byte id, which sets the minimum element size.
+func TestWalkTopicIDVersions(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		s    *apiSchema
+		body []byte
+		want string
+	}{
+		{"offset fetch v10 two topic ids in 20 bytes", offsetFetchRequest,
+			cat([]byte{2}, cstr("g"), []byte{0}, i32(-1), []byte{3}, make([]byte, 20)),
+			"topics at offset 9: 2 elements of at least 18 bytes need more than the 20 bytes remaining"},
+		{"offset commit v10 two topic ids in 20 bytes", offsetCommitRequest,
+			cat(offsetCommitV8, []byte{3}, make([]byte, 20)),
+			"topics at offset 10: 2 elements of at least 18 bytes need more than the 20 bytes remaining"},
+	} {
+		if _, err := walkBody(tc.s, 10, tc.body); !errors.Is(err, ErrMalformedRequest) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	ok := cat([]byte{2}, cstr("g"), []byte{0}, i32(-1), []byte{2}, make([]byte, 16), []byte{1, 0, 0, 0, 0})
+	if _, err := walkBody(offsetFetchRequest, 10, ok); err != nil {
+		t.Errorf("offset fetch v10 with one topic id: %v", err)
 	}
 }

@@ -55,7 +55,8 @@
 //     their size, because kmsg aliases the record bytes into the frame), or
 //     32 x its size + 64 KiB for the other, 1 MiB-capped, requests.
 //
-// Decoded strings are copied out of the frame; Produce records are not, so
+// Decoded strings are copied out of the frame; byte fields (Produce
+// records, JoinGroup protocol metadata, SyncGroup assignments) are not, so
 // a frame buffer must not be reused while its request is in use.
 //
 // Errors wrap the sentinels in errors.go. The package never logs or prints.

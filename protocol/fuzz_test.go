@@ -237,6 +237,9 @@ func decodeSeeds(tb testing.TB) []seed {
 	for _, kv := range [][2]int16{
 		{0, 3}, {0, 9}, {0, 11}, {1, 4}, {1, 12}, {1, 16}, {2, 1}, {2, 8}, {3, 0}, {3, 1}, {3, 9}, {3, 12},
 		{10, 0}, {10, 5}, {18, 0}, {18, 3}, {18, 4}, {19, 5}, {20, 6}, {21, 2}, {22, 4}, {32, 4}, {37, 3}, {44, 1}, {60, 1},
+		{8, 2}, {8, 7}, {8, 8}, {8, 9}, {9, 1}, {9, 2}, {9, 6}, {9, 8}, {9, 9}, {11, 2}, {11, 5}, {11, 6}, {11, 9},
+		{12, 0}, {12, 4}, {13, 0}, {13, 3}, {13, 5}, {14, 0}, {14, 5}, {15, 0}, {15, 6}, {16, 0}, {16, 5},
+		{42, 0}, {42, 3}, {47, 0},
 	} {
 		req := randomRequest(r, kv[0], kv[1])
 		name := fmt.Sprintf("valid_%s_v%d", kmsg.NameForKey(kv[0]), kv[1])
@@ -245,7 +248,8 @@ func decodeSeeds(tb testing.TB) []seed {
 	hugeTags := []byte{0xff, 0xff, 0xff, 0xff, 0x0f}
 	seeds = append(seeds,
 		seed{name: "api_versions_v5_unsupported", data: header(18, 5, 2, 4, "kcat", 0, 4, 'n', 'a', 'm', 'e', 2, '1', 0)},
-		seed{name: "unknown_key_join_group", data: header(11, 5, 3, -1, "")},
+		seed{name: "unknown_key_leader_and_isr", data: header(4, 5, 3, -1, "")},
+		seed{name: "join_group_v5_no_body", data: header(11, 5, 3, -1, "")},
 		seed{name: "client_id_minus_two", data: header(3, 1, 4, -2, "")},
 		seed{name: "metadata_v12_huge_tag_count", data: cat(header(3, 12, 5, -1, "", 0), []byte{0, 1, 0}, hugeTags)},
 		seed{name: "produce_v3_huge_topic_count", data: cat(header(0, 3, 6, -1, ""), i16(-1), i16(1), i32(1000), i32(1<<30))},
@@ -253,6 +257,14 @@ func decodeSeeds(tb testing.TB) []seed {
 		seed{name: "fetch_v15_replica_state_tag", data: cat(header(1, 15, 8, -1, "", 0), i32(0), i32(0), i32(0), []byte{0}, i32(0), i32(0),
 			[]byte{1, 1, 1, 1, 1, 13}, i32(1), make([]byte, 8), []byte{0})},
 		seed{name: "short", data: []byte{0, 3, 0}},
+		seed{name: "join_group_v2_huge_protocol_count", data: cat(header(11, 2, 9, -1, ""), joinGroupV2, i32(1<<30), str("range"))},
+		seed{name: "join_group_v6_null_metadata", data: cat(header(11, 6, 10, -1, "", 0), joinGroupV6, []byte{2}, cstr("range"), []byte{0, 0, 0})},
+		seed{name: "sync_group_v5_null_assignment", data: cat(header(14, 5, 11, -1, "", 0), syncGroupV5, []byte{2}, cstr("m"), []byte{0, 0, 0})},
+		seed{name: "offset_commit_v2_partitions_past_end", data: cat(header(8, 2, 12, -1, ""), offsetCommitV2, i32(1), str("t"), i32(1000), make([]byte, 14))},
+		seed{name: "offset_commit_v2_null_topics", data: cat(header(8, 2, 13, -1, ""), offsetCommitV2, i32(-1))},
+		seed{name: "offset_fetch_v2_null_topics", data: cat(header(9, 2, 14, -1, ""), str("g"), i32(-1))},
+		seed{name: "offset_fetch_v8_null_group_topics", data: cat(header(9, 8, 15, -1, "", 0), []byte{2}, cstr("g"), []byte{0, 0, 0, 0})},
+		seed{name: "leave_group_v5_null_instance_and_reason", data: cat(header(13, 5, 16, -1, "", 0), cstr("g"), []byte{2}, cstr("m"), []byte{0, 0, 0, 0})},
 	)
 	return seeds
 }

@@ -128,6 +128,37 @@ func amplifiers() []struct {
 			b = append(b, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0)
 		}
 		out = append(out, amp{fmt.Sprintf("create topics v5 %d topics", n), 19, 5, append(b, 0, 0, 0, 0, 0, 0)})
+		// JoinGroup v6: n protocols with empty names and metadata.
+		b = cat(joinGroupV6, appendUvarint(nil, uint32(n+1)))
+		for range n {
+			b = append(b, 1, 1, 0)
+		}
+		out = append(out, amp{fmt.Sprintf("join group v6 %d protocols", n), 11, 6, append(b, 0)})
+		// OffsetFetch v8: n empty group ids with null topics.
+		b = appendUvarint(nil, uint32(n+1))
+		for range n {
+			b = append(b, 1, 0, 0)
+		}
+		out = append(out, amp{fmt.Sprintf("offset fetch v8 %d groups", n), 9, 8, append(b, 0, 0)})
+		// LeaveGroup v4: n members with empty ids and null instance ids.
+		b = cat(cstr("g"), appendUvarint(nil, uint32(n+1)))
+		for range n {
+			b = append(b, 1, 0, 0)
+		}
+		out = append(out, amp{fmt.Sprintf("leave group v4 %d members", n), 13, 4, append(b, 0)})
+		// DescribeGroups v5: n empty group ids.
+		b = appendUvarint(nil, uint32(n+1))
+		for range n {
+			b = append(b, 1)
+		}
+		out = append(out, amp{fmt.Sprintf("describe groups v5 %d groups", n), 15, 5, append(b, 0, 0)})
+		// OffsetCommit v8: one topic, n partitions with null metadata and
+		// one unknown tag.
+		b = cat(offsetCommitV8, []byte{2}, cstr("t"), appendUvarint(nil, uint32(n+1)))
+		for i := range n {
+			b = cat(b, i32(int32(i)), make([]byte, 8), i32(-1), []byte{0, 1, 20, 0})
+		}
+		out = append(out, amp{fmt.Sprintf("offset commit v8 %d tagged partitions", n), 8, 8, append(b, 0, 0)})
 	}
 	return out
 }

@@ -45,7 +45,8 @@ const (
 	kUUID                           // 16 bytes
 	kString                         // int16 length (compact: uvarint length+1), never null
 	kNullableString                 // as kString; -1 (compact: 0) is null
-	kNullableBytes                  // int32 length (compact: uvarint length+1); -1 (0) is null
+	kBytes                          // int32 length (compact: uvarint length+1), never null
+	kNullableBytes                  // as kBytes; -1 (compact: 0) is null
 	kStructArray                    // int32 count (compact: uvarint count+1) of elem
 	kInt32Array                     // count of int32
 	kStringArray                    // count of kString
@@ -53,8 +54,9 @@ const (
 )
 
 const (
-	noMax  = math.MaxInt16 // field present in every later version
-	noNull = math.MaxInt16 // array never nullable
+	noMax         = math.MaxInt16 // field present in every later version
+	noNull        = math.MaxInt16 // array never nullable
+	neverFlexible = math.MaxInt16 // apiSchema.flexibleFrom of an API with no flexible version
 )
 
 // field is one field of a request struct, present in versions
@@ -110,6 +112,7 @@ func int64F(name string) field      { return fld(name, kInt64) }
 func uuidF(name string) field       { return fld(name, kUUID) }
 func stringF(name string) field     { return fld(name, kString) }
 func nullStringF(name string) field { return fld(name, kNullableString) }
+func bytesF(name string) field      { return fld(name, kBytes) }
 func nullBytesF(name string) field  { return fld(name, kNullableBytes) }
 func int32sF(name string) field     { return fld(name, kInt32Array) }
 func stringsF(name string) field    { return fld(name, kStringArray) }
@@ -331,9 +334,11 @@ func (w *walker) walkField(f *field) error {
 			}
 		}
 		return nil
-	case kNullableBytes:
-		// kmsg aliases bytes into the frame: nothing is allocated.
-		n, err := w.length(f.name, true, true)
+	case kBytes, kNullableBytes:
+		// kmsg aliases bytes into the frame: nothing is allocated. For
+		// non-nullable bytes kmsg reads -1 as empty (a concession to a
+		// non-conforming server); Kafka rejects it, and so does the walker.
+		n, err := w.length(f.name, true, f.kind == kNullableBytes)
 		if err != nil {
 			return err
 		}
@@ -547,7 +552,15 @@ var schemas = []*apiSchema{
 	fetchRequest,
 	listOffsetsRequest,
 	metadataRequest,
+	offsetCommitRequest,
+	offsetFetchRequest,
 	findCoordinatorRequest,
+	joinGroupRequest,
+	heartbeatRequest,
+	leaveGroupRequest,
+	syncGroupRequest,
+	describeGroupsRequest,
+	listGroupsRequest,
 	apiVersionsRequest,
 	createTopicsRequest,
 	deleteTopicsRequest,
@@ -555,7 +568,9 @@ var schemas = []*apiSchema{
 	initProducerIDRequest,
 	describeConfigsRequest,
 	createPartitionsRequest,
+	deleteGroupsRequest,
 	incrementalAlterConfigsRequest,
+	offsetDeleteRequest,
 	describeClusterRequest,
 }
 

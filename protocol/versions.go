@@ -34,14 +34,25 @@ type API struct {
 // only RecordBatch v2 (magic 2), the one format Sluice's log stores;
 // ListOffsets v0 returns a list of offsets per partition, an API Kafka
 // itself deprecated; the other floors drop versions only clients older than
-// Kafka 2.1 send (the baseline Kafka 4.0 adopted in KIP-896). The ceilings
-// are what the broker implements, at or below kmsg's maxima.
+// Kafka 2.1 send (the baseline Kafka 4.0 adopted in KIP-896: OffsetCommit
+// v2, OffsetFetch v1, JoinGroup v2). The ceilings are what the broker
+// implements, at or below kmsg's maxima: OffsetCommit and OffsetFetch stop
+// at v9 because v10 names topics by id only (KIP-848), which the group
+// coordinator does not resolve; their schemas describe v10 already.
 var Supported = []API{
 	{Key: 0, Name: "Produce", Versions: VersionRange{3, 11}},
 	{Key: 1, Name: "Fetch", Versions: VersionRange{4, 16}},
 	{Key: 2, Name: "ListOffsets", Versions: VersionRange{1, 8}},
 	{Key: 3, Name: "Metadata", Versions: VersionRange{0, 12}},
+	{Key: 8, Name: "OffsetCommit", Versions: VersionRange{2, 9}},
+	{Key: 9, Name: "OffsetFetch", Versions: VersionRange{1, 9}},
 	{Key: 10, Name: "FindCoordinator", Versions: VersionRange{0, 5}},
+	{Key: 11, Name: "JoinGroup", Versions: VersionRange{2, 9}},
+	{Key: 12, Name: "Heartbeat", Versions: VersionRange{0, 4}},
+	{Key: 13, Name: "LeaveGroup", Versions: VersionRange{0, 5}},
+	{Key: 14, Name: "SyncGroup", Versions: VersionRange{0, 5}},
+	{Key: 15, Name: "DescribeGroups", Versions: VersionRange{0, 6}},
+	{Key: 16, Name: "ListGroups", Versions: VersionRange{0, 5}},
 	{Key: 18, Name: "ApiVersions", Versions: VersionRange{0, 4}},
 	{Key: 19, Name: "CreateTopics", Versions: VersionRange{2, 7}},
 	{Key: 20, Name: "DeleteTopics", Versions: VersionRange{1, 6}},
@@ -49,7 +60,9 @@ var Supported = []API{
 	{Key: 22, Name: "InitProducerId", Versions: VersionRange{0, 4}},
 	{Key: 32, Name: "DescribeConfigs", Versions: VersionRange{1, 4}},
 	{Key: 37, Name: "CreatePartitions", Versions: VersionRange{0, 3}},
+	{Key: 42, Name: "DeleteGroups", Versions: VersionRange{0, 3}},
 	{Key: 44, Name: "IncrementalAlterConfigs", Versions: VersionRange{0, 1}},
+	{Key: 47, Name: "OffsetDelete", Versions: VersionRange{0, 0}},
 	{Key: 60, Name: "DescribeCluster", Versions: VersionRange{0, 1}},
 }
 
