@@ -138,6 +138,8 @@ func (b *Broker) deleteTopics(r *kmsg.DeleteTopicsRequest) kmsg.Response {
 			err = kerr.UnknownTopicID
 		case t == nil:
 			err = kerr.UnknownTopicOrPartition
+		case isInternal(t.name):
+			err = terr(kerr.InvalidTopicException, "%s is internal: deleting it would lose every group's offsets", t.name)
 		default:
 			name := t.name
 			st.Topic, st.TopicID = &name, t.id
@@ -162,6 +164,8 @@ func (b *Broker) createPartitions(r *kmsg.CreatePartitionsRequest) kmsg.Response
 			err = kerr.NotController
 		} else if t == nil {
 			err = kerr.UnknownTopicOrPartition
+		} else if isInternal(t.name) {
+			err = terr(kerr.InvalidTopicException, "%s is internal: more partitions would move groups away from their offsets", t.name)
 		} else {
 			err = b.reg.addPartitions(t, rt.Count, r.ValidateOnly)
 		}
@@ -265,6 +269,8 @@ func configType(name string) kmsg.ConfigType {
 		return kmsg.ConfigTypeBoolean
 	case name == "max.message.bytes" || name == "segment.bytes" || name == "num.partitions" || name == "message.max.bytes":
 		return kmsg.ConfigTypeInt
+	case name == "min.cleanable.dirty.ratio":
+		return kmsg.ConfigTypeDouble
 	}
 	return kmsg.ConfigTypeLong
 }
@@ -360,7 +366,9 @@ func (b *Broker) deleteRecords(r *kmsg.DeleteRecordsRequest) kmsg.Response {
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition, sp.LowWatermark = rp.Partition, -1
-			if p := t.partition(rp.Partition); p == nil {
+			if p := t.partition(rp.Partition); isInternal(rt.Topic) && t != nil {
+				sp.ErrorCode = kerr.InvalidTopicException.Code // offsets would be lost
+			} else if p == nil {
 				sp.ErrorCode = t.partitionError(rp.Partition).Code
 			} else if lw, err := p.DeleteRecords(rp.Offset); err != nil {
 				sp.ErrorCode = code(err)

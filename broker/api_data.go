@@ -57,6 +57,8 @@ func (b *Broker) produce(r *kmsg.ProduceRequest, frame []byte) responder {
 			switch {
 			case refuse != nil:
 				sp.ErrorCode = code(refuse)
+			case isInternal(rt.Topic) && t != nil:
+				sp.ErrorCode = kerr.InvalidTopicException.Code // only the coordinator writes it
 			case p == nil:
 				sp.ErrorCode = t.partitionError(rp.Partition).Code
 			case r.Version < 7 && isZstd(rp.Records):

@@ -1006,15 +1006,56 @@ func badInputCases(t *testing.T, h *badHarness, pid int64, idemBatch []byte, goo
 	)
 
 	// ---- Unknown API keys and unsupported versions.
-	jg := kmsg.NewPtrJoinGroupRequest()
-	jg.SetVersion(5)
-	jg.Group, jg.ProtocolType, jg.SessionTimeoutMillis = "g", "consumer", 10000
+	sasl := kmsg.NewPtrSASLHandshakeRequest()
+	sasl.SetVersion(1)
+	sasl.Mechanism = "PLAIN"
 	add(
 		closed("api: unknown key 9999", rawReq(9999, 0, false, []byte{0, 0, 0, 0})),
 		closed("api: negative key -1", rawReq(-1, 0, false, nil)),
-		closed("api: JoinGroup v5 (a Kafka API Sluice does not implement)", encodeReq(jg)),
+		closed("api: SaslHandshake v1 (a Kafka API Sluice does not implement)", encodeReq(sasl)),
 		closed("api: key 67 above the table", rawReq(67, 0, false, nil)),
 		closed("api: key 32767", rawReq(32767, 0, false, nil)),
+	)
+
+	// ---- Consumer groups: refused before any coordinator is involved.
+	jg := func(group string, session int32) *kmsg.JoinGroupRequest {
+		r := kmsg.NewPtrJoinGroupRequest()
+		r.SetVersion(9)
+		r.Group, r.ProtocolType, r.SessionTimeoutMillis, r.RebalanceTimeoutMillis = group, "consumer", session, 10000
+		p := kmsg.NewJoinGroupRequestProtocol()
+		p.Name, p.Metadata = "range", []byte{0, 0}
+		r.Protocols = append(r.Protocols, p)
+		return r
+	}
+	noProtocols := jg("g", 10000)
+	noProtocols.Protocols = nil
+	fcBad := kmsg.NewPtrFindCoordinatorRequest()
+	fcBad.SetVersion(4)
+	fcBad.CoordinatorType, fcBad.CoordinatorKeys = 7, []string{"g"}
+	fcTxn := kmsg.NewPtrFindCoordinatorRequest()
+	fcTxn.SetVersion(4)
+	fcTxn.CoordinatorType, fcTxn.CoordinatorKeys = 1, []string{"tx"}
+	oc := kmsg.NewPtrOffsetCommitRequest()
+	oc.SetVersion(8)
+	oc.Generation = -1
+	ocT := kmsg.NewOffsetCommitRequestTopic()
+	ocT.Topic, ocT.Partitions = "t", []kmsg.OffsetCommitRequestTopicPartition{kmsg.NewOffsetCommitRequestTopicPartition()}
+	oc.Topics = append(oc.Topics, ocT)
+	dg := kmsg.NewPtrDescribeGroupsRequest()
+	dg.SetVersion(5)
+	dg.Groups = []string{""}
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.SetVersion(4)
+	add(
+		codes("group: JoinGroup with an empty group id", jg("", 10000), kerr.InvalidGroupID.Code),
+		codes("group: JoinGroup with a 1 ms session timeout", jg("g", 1), kerr.InvalidSessionTimeout.Code),
+		codes("group: JoinGroup with a 1-day session timeout", jg("g", 86400000), kerr.InvalidSessionTimeout.Code),
+		codes("group: JoinGroup without protocols", noProtocols, kerr.InconsistentGroupProtocol.Code),
+		codes("group: FindCoordinator of key type 7", fcBad, 0, kerr.InvalidRequest.Code),
+		codes("group: FindCoordinator of a transaction", fcTxn, 0, kerr.TransactionalIDAuthorizationFailed.Code),
+		codes("group: OffsetCommit with an empty group id", oc, kerr.InvalidGroupID.Code),
+		codes("group: DescribeGroups of an empty group id", dg, kerr.InvalidGroupID.Code),
+		codes("group: Heartbeat with an empty group id", hb, kerr.InvalidGroupID.Code),
 	)
 	for _, v := range []struct {
 		req kmsg.Request
@@ -1362,7 +1403,7 @@ func badInputCases(t *testing.T, h *badHarness, pid int64, idemBatch []byte, goo
 		ct("null config value", newTopic("cfg3", 1, 1, kv("retention.ms", nil)), invCfg),
 		ct("segment.bytes below the minimum", newTopic("cfg4", 1, 1, kv("segment.bytes", biStr("10"))), invCfg),
 		ct("max.message.bytes -1", newTopic("cfg5", 1, 1, kv("max.message.bytes", biStr("-1"))), invCfg),
-		ct("cleanup.policy=compact (not supported)", newTopic("cfg6", 1, 1, kv("cleanup.policy", biStr("compact"))), invCfg),
+		ct("cleanup.policy=archive (no such policy)", newTopic("cfg6", 1, 1, kv("cleanup.policy", biStr("archive"))), invCfg),
 		ct("retention.ms overflowing int64", newTopic("cfg7", 1, 1, kv("retention.ms", biStr("99999999999999999999"))), invCfg),
 		ct("existing topic", newTopic(tGood, 1, 1), C(kerr.TopicAlreadyExists)),
 		codes("create topics: validate-only existing topic", createTopicReq(7, true, newTopic(tGood, 1, 1)), C(kerr.TopicAlreadyExists)),
@@ -1454,7 +1495,7 @@ func badInputCases(t *testing.T, h *badHarness, pid int64, idemBatch []byte, goo
 		codes("alter configs: bad value", alterConfigsReq(tt, tCfg, set, "retention.ms", biStr("-5")), invCfg),
 		codes("alter configs: cleanup.policy bogus", alterConfigsReq(tt, tCfg, set, "cleanup.policy", biStr("bogus")), invCfg),
 		codes("alter configs: APPEND to a non-list config", alterConfigsReq(tt, tCfg, kmsg.IncrementalAlterConfigOpAppend, "retention.ms", biStr("1")), invCfg),
-		codes("alter configs: APPEND compact to cleanup.policy", alterConfigsReq(tt, tCfg, kmsg.IncrementalAlterConfigOpAppend, "cleanup.policy", biStr("compact")), invCfg),
+		codes("alter configs: APPEND archive to cleanup.policy", alterConfigsReq(tt, tCfg, kmsg.IncrementalAlterConfigOpAppend, "cleanup.policy", biStr("archive")), invCfg),
 		codes("alter configs: unknown topic", alterConfigsReq(tt, "no-such-topic", set, "retention.ms", biStr("1000")), unk),
 		codes("alter configs: invalid topic name", alterConfigsReq(tt, "a b", set, "retention.ms", biStr("1000")), invTopic),
 		codes("alter configs: broker resource (static)", alterConfigsReq(kmsg.ConfigResourceTypeBroker, "1", set, "log.retention.ms", biStr("1")), C(kerr.InvalidRequest)),

@@ -28,6 +28,7 @@ import (
 
 	"github.com/sluicemq/sluice/broker/config"
 	"github.com/sluicemq/sluice/broker/controller"
+	"github.com/sluicemq/sluice/broker/group"
 	"github.com/sluicemq/sluice/broker/metrics"
 	"github.com/sluicemq/sluice/replication"
 	"github.com/sluicemq/sluice/replication/transport"
@@ -40,6 +41,7 @@ type Broker struct {
 	lg      zerolog.Logger
 	reg     *registry
 	ops     *clusterOps
+	groups  *group.Coordinator
 	metrics *metrics.Metrics
 	http    *metrics.Server
 
@@ -103,6 +105,15 @@ func New(cfg config.Config, lg zerolog.Logger) (*Broker, error) {
 	b.ops = newClusterOps(b)
 	b.metrics.SetPartitionSource(b.partitionStats)
 	return b, nil
+}
+
+// initialDelay maps the configured delay to group.Config's (where zero
+// means the default and negative means none).
+func initialDelay(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // Start opens the internal listener and the controller replica, then the
@@ -171,6 +182,12 @@ func (b *Broker) Start() error {
 		ln.Close()
 		return fail(err)
 	}
+	b.groups = group.New(group.Config{
+		MinSessionTimeout: b.cfg.GroupMinSessionTimeout, MaxSessionTimeout: b.cfg.GroupMaxSessionTimeout,
+		InitialRebalanceDelay: initialDelay(b.cfg.GroupInitialRebalanceDelay), MaxGroupSize: b.cfg.GroupMaxSize,
+		OffsetsRetention: b.cfg.OffsetsRetention,
+		Logger:           b.lg.With().Str("component", "groups").Logger(),
+	}, groupHost{b})
 	b.bgWG.Add(5)
 	go b.acceptLoop()
 	go b.retentionLoop()
@@ -328,7 +345,8 @@ func (b *Broker) acceptLoop() {
 
 // retentionLoop applies retention to every local replica periodically, as
 // Kafka's log.retention.check.interval.ms; only partition leaders act, by
-// proposing the new log start to their group.
+// proposing the new log start to their group. Replicas of topics whose
+// cleanup.policy includes compact also run a cleaner pass each time.
 func (b *Broker) retentionLoop() {
 	defer b.bgWG.Done()
 	t := time.NewTicker(b.cfg.RetentionCheckInterval)
@@ -345,6 +363,22 @@ func (b *Broker) retentionLoop() {
 					}
 					if err := p.ApplyRetention(); err != nil {
 						b.lg.Error().Err(err).Str("topic", tp.name).Int("partition", i).Msg("retention")
+					}
+					// Compaction is per replica, not replicated: every
+					// replica cleans its own log (partition.Compact).
+					c, ok := p.(compacter)
+					if !ok || !p.Partition().Config().CleanupPolicy.Compacts() {
+						continue
+					}
+					st, err := c.Compact()
+					switch {
+					case err != nil && !logClosed(err):
+						b.lg.Error().Err(err).Str("topic", tp.name).Int("partition", i).Msg("compaction")
+					case err == nil && st.SegmentsRewritten > 0:
+						b.lg.Info().Str("topic", tp.name).Int("partition", i).Int("segments", st.SegmentsRewritten).
+							Int64("records_removed", st.RecordsRemoved).Int64("bytes_before", st.BytesBefore).
+							Int64("bytes_after", st.BytesAfter).Float64("dirty_ratio", st.DirtyRatio).
+							Int64("cleaned_through", st.CleanedThrough).Msg("compacted")
 					}
 				}
 			}
@@ -376,6 +410,10 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	b.stopOnce.Do(func() {
 		b.ready.Store(false)
 		b.stop()
+		// Waiting JoinGroup and SyncGroup requests answer now.
+		if b.groups != nil {
+			b.groups.Stop()
+		}
 		if b.ln != nil {
 			b.ln.Close()
 		}
@@ -410,6 +448,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 // closeStorage closes what Start opened, in reverse order.
 func (b *Broker) closeStorage() {
 	b.reg.close()
+	if b.groups != nil {
+		b.groups.Close()
+	}
 	b.reportWG.Wait()
 	if b.ctrl != nil {
 		if err := b.ctrl.Close(); err != nil {

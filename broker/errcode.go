@@ -74,6 +74,48 @@ func responseCode(resp kmsg.Response) string {
 		first(r.ErrorCode)
 	case *kmsg.FindCoordinatorResponse:
 		first(r.ErrorCode)
+		for _, x := range r.Coordinators {
+			first(x.ErrorCode)
+		}
+	case *kmsg.JoinGroupResponse:
+		first(r.ErrorCode)
+	case *kmsg.SyncGroupResponse:
+		first(r.ErrorCode)
+	case *kmsg.HeartbeatResponse:
+		first(r.ErrorCode)
+	case *kmsg.LeaveGroupResponse:
+		first(r.ErrorCode)
+		for _, m := range r.Members {
+			first(m.ErrorCode)
+		}
+	case *kmsg.OffsetCommitResponse:
+		for _, t := range r.Topics {
+			for _, p := range t.Partitions {
+				first(p.ErrorCode)
+			}
+		}
+	case *kmsg.OffsetFetchResponse:
+		first(r.ErrorCode)
+		for _, g := range r.Groups {
+			first(g.ErrorCode)
+		}
+	case *kmsg.OffsetDeleteResponse:
+		first(r.ErrorCode)
+		for _, t := range r.Topics {
+			for _, p := range t.Partitions {
+				first(p.ErrorCode)
+			}
+		}
+	case *kmsg.ListGroupsResponse:
+		first(r.ErrorCode)
+	case *kmsg.DescribeGroupsResponse:
+		for _, g := range r.Groups {
+			first(g.ErrorCode)
+		}
+	case *kmsg.DeleteGroupsResponse:
+		for _, g := range r.Groups {
+			first(g.ErrorCode)
+		}
 	}
 	if c == 0 {
 		return "none"

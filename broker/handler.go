@@ -44,6 +44,30 @@ func (b *Broker) handle(c *conn, req *protocol.Request, frame []byte) responder 
 		return now(b.initProducerID(r))
 	case *kmsg.FindCoordinatorRequest:
 		return now(b.findCoordinator(r))
+	case *kmsg.JoinGroupRequest:
+		clientID := ""
+		if req.Header.ClientID != nil {
+			clientID = *req.Header.ClientID
+		}
+		return responder(b.groups.JoinGroup(r, clientID, c.clientHost()))
+	case *kmsg.SyncGroupRequest:
+		return responder(b.groups.SyncGroup(r))
+	case *kmsg.HeartbeatRequest:
+		return responder(b.groups.Heartbeat(r))
+	case *kmsg.LeaveGroupRequest:
+		return responder(b.groups.LeaveGroup(r))
+	case *kmsg.OffsetCommitRequest:
+		return responder(b.groups.OffsetCommit(r))
+	case *kmsg.OffsetFetchRequest:
+		return responder(b.groups.OffsetFetch(r))
+	case *kmsg.OffsetDeleteRequest:
+		return responder(b.groups.OffsetDelete(r))
+	case *kmsg.ListGroupsRequest:
+		return responder(b.groups.ListGroups(r))
+	case *kmsg.DescribeGroupsRequest:
+		return responder(b.groups.DescribeGroups(r))
+	case *kmsg.DeleteGroupsRequest:
+		return responder(b.groups.DeleteGroups(r))
 	}
 	// protocol.Decode only returns supported keys; this is a programming error.
 	c.lg.Error().Int16("api_key", req.Header.Key).Msg("no handler for a supported API")
@@ -101,20 +125,6 @@ func (b *Broker) describeCluster(r *kmsg.DescribeClusterRequest) kmsg.Response {
 		d := kmsg.NewDescribeClusterResponseBroker()
 		d.NodeID, d.Host, d.Port = br.NodeID, br.Host, br.Port
 		resp.Brokers = append(resp.Brokers, d)
-	}
-	return resp
-}
-
-// findCoordinator answers COORDINATOR_NOT_AVAILABLE: consumer groups and
-// transactions come with a later issue, and clients retry this code.
-func (b *Broker) findCoordinator(r *kmsg.FindCoordinatorRequest) kmsg.Response {
-	resp := r.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	msg := "consumer groups are not supported yet"
-	resp.ErrorCode, resp.ErrorMessage, resp.NodeID = kerr.CoordinatorNotAvailable.Code, &msg, -1
-	for _, k := range r.CoordinatorKeys {
-		c := kmsg.NewFindCoordinatorResponseCoordinator()
-		c.Key, c.NodeID, c.ErrorCode, c.ErrorMessage = k, -1, kerr.CoordinatorNotAvailable.Code, &msg
-		resp.Coordinators = append(resp.Coordinators, c)
 	}
 	return resp
 }
@@ -239,7 +249,7 @@ func (b *Broker) metadata(r *kmsg.MetadataRequest) kmsg.Response {
 	for _, t := range topics {
 		mt := kmsg.NewMetadataResponseTopic()
 		name := t.name
-		mt.Topic, mt.TopicID = &name, t.id
+		mt.Topic, mt.TopicID, mt.IsInternal = &name, t.id, isInternal(name)
 		for i, a := range t.assign {
 			mp := kmsg.NewMetadataResponseTopicPartition()
 			mp.Partition = int32(i)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+
 	"github.com/sluicemq/sluice/partition/keys"
 )
 
@@ -92,5 +94,47 @@ func TestKcatMetadataProduceConsume(t *testing.T) {
 	sort.Strings(values)
 	if values[0] != "send confirmation email 0" {
 		t.Fatalf("values %v", values[:3])
+	}
+}
+
+// TestKcatBalancedConsumer: librdkafka's group consumer (kcat -G) joins a
+// group on a three-broker cluster, consumes, commits, and a second run of
+// the same group resumes after what the first committed.
+func TestKcatBalancedConsumer(t *testing.T) {
+	bs := groupCluster(t)
+	cl := newClient(t, bs[1])
+	createRF(t, cl, "welcome", 3, 3)
+	produceN(t, cl, "welcome", 0, 30)
+
+	run := func() []string {
+		out := kcat(t, "", "-b", bs[2].KafkaAddr(), "-G", "mailer", "welcome", "-e", "-q",
+			"-X", "auto.offset.reset=earliest", "-X", "session.timeout.ms=6000", "-f", "%s\n")
+		var vals []string
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			if l != "" && !strings.Contains(l, "%") {
+				vals = append(vals, l)
+			}
+		}
+		sort.Strings(vals)
+		return vals
+	}
+	if got := run(); len(got) != 30 {
+		t.Fatalf("first kcat -G run consumed %d records, want 30: %v", len(got), got)
+	}
+	adm := kadm.NewClient(cl)
+	waitFor(t, 20*time.Second, "kcat's commits", func() bool {
+		fo, err := adm.FetchOffsets(ctx(t), "mailer")
+		if err != nil {
+			return false
+		}
+		var sum int64
+		fo.Each(func(o kadm.OffsetResponse) { sum += o.At })
+		return sum == 30
+	})
+	produceN(t, cl, "welcome", 30, 5)
+	got := run()
+	want := []string{"30", "31", "32", "33", "34"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("second kcat -G run consumed %v, want only the 5 new records %v", got, want)
 	}
 }

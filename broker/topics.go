@@ -37,6 +37,7 @@ type replica interface {
 	ApplyRetention() error
 	SetConfig(cfg partition.Config) error
 	Leader() (raft.ServerID, uint64)
+	Ready() bool
 	InSync() []raft.ServerID
 	Close() error
 }
@@ -314,6 +315,7 @@ func (r *registry) openReplica(st *controller.State, t *controller.TopicState, p
 	rlg := r.b.lg.With().Str("component", "replica").Str("topic", t.Name).Int32("partition", p).Logger()
 	gid := groupID(t.ID, p)
 	topicID := t.ID
+	isOffsets := t.Name == offsetsTopic
 	rep, err := replication.OpenReplica(replication.ReplicaConfig{
 		Dir: r.partDir(t.ID, p), Topic: t.Name, Partition: p, Config: cfg,
 		Options:   partition.Options{Logger: &plg},
@@ -326,6 +328,9 @@ func (r *registry) openReplica(st *controller.State, t *controller.TopicState, p
 		OnLeaderChange: func(leader raft.ServerID, term uint64) {
 			if leader == raft.ServerID(strconv.Itoa(int(r.b.cfg.NodeID))) {
 				r.b.reportLeader(topicID, p, term)
+			}
+			if isOffsets {
+				r.b.groups.Kick()
 			}
 		},
 	})

@@ -81,7 +81,8 @@ type pendingJoin struct {
 
 // pendingSync is a SyncGroup waiting for the leader's assignment.
 type pendingSync struct {
-	ch chan *kmsg.SyncGroupResponse
+	version int16
+	ch      chan *kmsg.SyncGroupResponse
 }
 
 // committed is one committed offset.

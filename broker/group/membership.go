@@ -326,7 +326,7 @@ func (s *shard) answerSync(m *member, code int16) {
 		return
 	}
 	resp := kmsg.NewPtrSyncGroupResponse()
-	resp.ErrorCode = code
+	resp.Version, resp.ErrorCode = m.sync.version, code
 	m.sync.ch <- resp
 	m.sync = nil
 }
@@ -421,7 +421,7 @@ func (c *Coordinator) SyncGroup(r *kmsg.SyncGroupRequest) Responder {
 		return fail(kerr.RebalanceInProgress.Code)
 	}
 	s.answerSync(m, kerr.RebalanceInProgress.Code) // a duplicate sync supersedes the first
-	ps := &pendingSync{ch: make(chan *kmsg.SyncGroupResponse, 1)}
+	ps := &pendingSync{version: r.Version, ch: make(chan *kmsg.SyncGroupResponse, 1)}
 	m.sync = ps
 	if m.id == g.leader {
 		given := map[string][]byte{}
@@ -457,6 +457,7 @@ func (c *Coordinator) SyncGroup(r *kmsg.SyncGroupRequest) Responder {
 					out := o.sync
 					o.sync = nil
 					sr := kmsg.NewPtrSyncGroupResponse()
+					sr.Version = out.version
 					s.fillSync(g, o, sr)
 					out.ch <- sr
 				}

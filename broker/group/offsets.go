@@ -529,3 +529,45 @@ func maxTime(a, b time.Time) time.Time {
 	}
 	return b
 }
+
+// Offset is one committed offset of a group, as Coordinated reports it.
+type Offset struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	// CommitTime is when it was committed.
+	CommitTime time.Time
+}
+
+// GroupInfo is a group this broker coordinates, for lag metrics.
+type GroupInfo struct {
+	Group   string
+	State   string
+	Members int
+	Offsets []Offset
+}
+
+// Coordinated lists the groups this broker coordinates now, with their
+// committed offsets, sorted by group and partition.
+func (c *Coordinator) Coordinated() []GroupInfo {
+	var out []GroupInfo
+	for _, s := range c.loadedShards() {
+		s.mu.Lock()
+		for _, g := range s.groups {
+			gi := GroupInfo{Group: g.id, State: g.state.String(), Members: len(g.members)}
+			for tp, o := range g.offsets {
+				gi.Offsets = append(gi.Offsets, Offset{Topic: tp.topic, Partition: tp.partition, Offset: o.offset, CommitTime: time.UnixMilli(o.timestamp)})
+			}
+			slices.SortFunc(gi.Offsets, func(a, b Offset) int {
+				if a.Topic != b.Topic {
+					return strings.Compare(a.Topic, b.Topic)
+				}
+				return int(a.Partition - b.Partition)
+			})
+			out = append(out, gi)
+		}
+		s.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b GroupInfo) int { return strings.Compare(a.Group, b.Group) })
+	return out
+}
