@@ -27,7 +27,8 @@ type procCluster struct {
 	cmds   [3]*exec.Cmd
 	logs   [3]*os.File
 	voters string
-	hb     string // --raft-heartbeat-timeout
+	hb     string   // --raft-heartbeat-timeout
+	extra  []string // more flags for every broker
 }
 
 func newProcCluster(t testing.TB) *procCluster {
@@ -74,6 +75,7 @@ func (c *procCluster) start(i int) {
 		"--kafka-addr", c.kafka[i], "--raft-addr", c.raft[i], "--http-addr", c.http[i],
 		"--controller-voters", c.voters, "--raft-heartbeat-timeout", c.hb,
 		"--default-replication-factor", "3", "--log-format", "json")
+	cmd.Args = append(cmd.Args, c.extra...)
 	cmd.Stdout, cmd.Stderr = c.logs[i], c.logs[i]
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
