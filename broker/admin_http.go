@@ -14,8 +14,15 @@ package broker
 //	GET  /v1/brokers/{id}/decommission                progress of a drain
 //	POST /v1/brokers/{id}/undrain                     stop draining
 //
+// Consumer groups (admin_groups.go):
+//
+//	GET    /v1/groups                                 groups, state, protocol type
+//	GET    /v1/groups/{group}                         members, assignments, lag
+//	POST   /v1/groups/{group}/reset                   {"topic":"t","to":"earliest"}
+//	DELETE /v1/groups/{group}                         delete an empty group
+//
 // Errors are {"error": "..."} with a 4xx status for bad requests (400
-// malformed, 404 unknown topic, partition or broker, 409 refused in the
+// malformed, 404 unknown topic, partition, broker or group, 409 refused in the
 // current state) and 503 when the controller or a partition leader cannot
 // be reached.
 
@@ -52,7 +59,8 @@ func apiErr(status int, format string, args ...any) error {
 	return &apiError{status: status, msg: fmt.Sprintf(format, args...)}
 }
 
-// registerAdminRoutes adds the cluster operations to the HTTP server.
+// registerAdminRoutes adds the cluster operations and the group routes to
+// the HTTP server.
 func (b *Broker) registerAdminRoutes() {
 	routes := map[string]func(*http.Request) (int, any, error){
 		"GET /v1/cluster": b.httpCluster,
@@ -67,6 +75,7 @@ func (b *Broker) registerAdminRoutes() {
 	for pattern, h := range routes {
 		b.http.Handle(pattern, b.adminHandler(h))
 	}
+	b.registerGroupRoutes()
 }
 
 // adminHandler runs h and writes its answer or error as JSON.

@@ -42,6 +42,7 @@ type Broker struct {
 	reg     *registry
 	ops     *clusterOps
 	groups  *group.Coordinator
+	lag     *lagMonitor // consumer lag and the group admin routes' client
 	metrics *metrics.Metrics
 	http    *metrics.Server
 
@@ -198,6 +199,7 @@ func (b *Broker) Start() error {
 		b.bgWG.Add(1)
 		go b.ops.balanceLoop()
 	}
+	b.startLagLoop()
 	b.lg.Info().Str("kafka_addr", ln.Addr().String()).Str("advertised", adv).Str("http_addr", b.http.Addr()).
 		Str("raft_addr", string(b.mux.Addr())).Int("controller_voters", len(voters)).
 		Str("data_dir", b.cfg.DataDir).Int32("node_id", b.cfg.NodeID).Msg("sluiced serving")

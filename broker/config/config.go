@@ -92,6 +92,10 @@ type Config struct {
 	GroupInitialRebalanceDelay time.Duration `yaml:"group_initial_rebalance_delay"`
 	// GroupMaxSize caps the members of one group (Kafka group.max.size).
 	GroupMaxSize int `yaml:"group_max_size"`
+	// LagInterval is how often a broker recomputes the consumer lag of the
+	// groups it coordinates for /metrics. Each refresh reads one record per
+	// lagging partition, so shorter intervals cost more reads.
+	LagInterval time.Duration `yaml:"lag_interval"`
 
 	// MaxRequestBytes caps the size of any request frame, checked before the
 	// frame is read (Kafka socket.request.max.bytes).
@@ -180,6 +184,7 @@ func Default() Config {
 		GroupMaxSessionTimeout:        30 * time.Minute,
 		GroupInitialRebalanceDelay:    3 * time.Second,
 		GroupMaxSize:                  1000,
+		LagInterval:                   15 * time.Second,
 
 		MaxRequestBytes:        100 << 20, // 104857600, Kafka's default
 		MaxControlRequestBytes: 1 << 20,
@@ -390,6 +395,9 @@ func (c *Config) Validate() error {
 	}
 	if c.GroupMaxSize < 1 || c.GroupMaxSize > 100000 {
 		bad("group_max_size", c.GroupMaxSize, "must be in [1, 100000]")
+	}
+	if c.LagInterval < 100*time.Millisecond {
+		bad("lag_interval", c.LagInterval, "must be >= 100ms")
 	}
 	if c.LeaderRebalanceInterval < 100*time.Millisecond {
 		bad("leader_rebalance_interval", c.LeaderRebalanceInterval, "must be >= 100ms")

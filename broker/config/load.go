@@ -96,6 +96,10 @@ var options = []option{
 		}},
 	{"group_max_size", "most members one consumer group may have; joins beyond it get GROUP_MAX_SIZE_REACHED (Kafka group.max.size)",
 		func(fs *pflag.FlagSet, c *Config, n, u string) { fs.IntVar(&c.GroupMaxSize, n, c.GroupMaxSize, u) }},
+	{"lag_interval", "how often a broker recomputes the consumer lag (records and seconds) of the groups it coordinates for /metrics, as a duration such as 15s, at least 100ms",
+		func(fs *pflag.FlagSet, c *Config, n, u string) {
+			fs.DurationVar(&c.LagInterval, n, c.LagInterval, u)
+		}},
 
 	{"max_request_bytes", "largest request frame in bytes, checked before the frame is read (Kafka socket.request.max.bytes)",
 		func(fs *pflag.FlagSet, c *Config, n, u string) {

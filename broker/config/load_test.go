@@ -52,6 +52,7 @@ var layerValues = map[string][3]string{
 	"group_max_session_timeout":        {"1m", "10m", "1h"},
 	"group_initial_rebalance_delay":    {"0s", "1s", "5s"},
 	"group_max_size":                   {"10", "100", "5000"},
+	"lag_interval":                     {"1s", "30s", "2m"},
 	"max_request_bytes":                {"2097152", "4194304", "8388608"},
 	"max_control_request_bytes":        {"4096", "8192", "16384"},
 	"auto_create_topics":               {"false", "true", "false"},

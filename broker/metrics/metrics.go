@@ -11,7 +11,8 @@
 //
 // Label cardinality is bounded: api is one of the Kafka API names, code one
 // error code name, and topic/partition follow the topics that exist, as long
-// as the broker calls ForgetTopic when it deletes a topic.
+// as the broker calls ForgetTopic when it deletes a topic; group follows the
+// groups the broker coordinates (SetGroupStats replaces them all).
 package metrics
 
 import (
@@ -49,6 +50,7 @@ type Metrics struct {
 	bytesOut   *prometheus.CounterVec
 	conns      prometheus.Gauge
 	partitions *partitionCollector
+	groups     *groupCollector
 }
 
 // New creates the metrics and registers them, with the Go runtime and
@@ -83,9 +85,10 @@ func New() *Metrics {
 			Help:      "Open Kafka client connections.",
 		}),
 		partitions: newPartitionCollector(),
+		groups:     newGroupCollector(),
 	}
 	m.reg.MustRegister(
-		m.requests, m.duration, m.bytesIn, m.bytesOut, m.conns, m.partitions,
+		m.requests, m.duration, m.bytesIn, m.bytesOut, m.conns, m.partitions, m.groups,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
