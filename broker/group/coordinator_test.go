@@ -567,3 +567,75 @@ func TestPartitionOfMatchesKafka(t *testing.T) {
 		}
 	}
 }
+
+func TestOffsetsOfDeletedTopicsAreRemoved(t *testing.T) {
+	h := &fakeHost{store: &memStore{}, term: 1, leading: true, topics: map[string]bool{"kept": true, "gone": true}}
+	c := newTestCoordinator(t, h, Config{})
+	for _, topic := range []string{"kept", "gone"} {
+		if code := commit(c, "g", "", -1, topic, 0, 5); code != 0 {
+			t.Fatal(code)
+		}
+	}
+	h.mu.Lock()
+	delete(h.topics, "gone")
+	h.mu.Unlock()
+	s, _ := c.shardFor("g")
+	s.cleanup(time.Now()) // too recent: the broker may not have heard of the topic yet
+	if off, _, _ := fetchOffset(t, c, "g", "gone", 0); off != 5 {
+		t.Fatalf("a fresh commit was removed: offset %d", off)
+	}
+	s.cleanup(time.Now().Add(2 * time.Minute))
+	if off, _, _ := fetchOffset(t, c, "g", "gone", 0); off != -1 {
+		t.Errorf("offset of a deleted topic = %d, want -1", off)
+	}
+	if off, _, _ := fetchOffset(t, c, "g", "kept", 0); off != 5 {
+		t.Errorf("offset of an existing topic = %d, want 5", off)
+	}
+	// Removed in the log, not only in memory.
+	h.setLeader(true, 2)
+	waitLoaded(t, c, "g")
+	if off, _, _ := fetchOffset(t, c, "g", "gone", 0); off != -1 {
+		t.Errorf("offset of a deleted topic came back after a reload: %d", off)
+	}
+}
+
+func TestOffsetDeleteRefusesSubscribedTopics(t *testing.T) {
+	c := newTestCoordinator(t, &fakeHost{store: &memStore{}, term: 1, leading: true}, Config{})
+	leader, _, gen := formGroup(t, c, "g") // members subscribe to "t"
+	for _, topic := range []string{"t", "old"} {
+		if code := commit(c, "g", leader, gen, topic, 0, 9); code != 0 {
+			t.Fatal(code)
+		}
+	}
+	del := func(topic string) (int16, int16) {
+		r := kmsg.NewPtrOffsetDeleteRequest()
+		r.Group = "g"
+		rt := kmsg.NewOffsetDeleteRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewOffsetDeleteRequestTopicPartition()
+		rt.Partitions = append(rt.Partitions, rp)
+		r.Topics = append(r.Topics, rt)
+		resp := c.OffsetDelete(r)().(*kmsg.OffsetDeleteResponse)
+		if len(resp.Topics) == 0 {
+			return resp.ErrorCode, -1
+		}
+		return resp.ErrorCode, resp.Topics[0].Partitions[0].ErrorCode
+	}
+	if top, part := del("t"); top != 0 || part != kerr.GroupSubscribedToTopic.Code {
+		t.Errorf("deleting offsets of a subscribed topic: codes %d/%d, want GROUP_SUBSCRIBED_TO_TOPIC", top, part)
+	}
+	if top, part := del("old"); top != 0 || part != 0 {
+		t.Errorf("deleting offsets of an unsubscribed topic: codes %d/%d", top, part)
+	}
+	if off, _, _ := fetchOffset(t, c, "g", "old", 0); off != -1 {
+		t.Errorf("offset after OffsetDelete = %d, want -1", off)
+	}
+	if off, _, _ := fetchOffset(t, c, "g", "t", 0); off != 9 {
+		t.Errorf("offset of the subscribed topic = %d, want 9", off)
+	}
+	r := kmsg.NewPtrOffsetDeleteRequest()
+	r.Group = "nope"
+	if code := c.OffsetDelete(r)().(*kmsg.OffsetDeleteResponse).ErrorCode; code != kerr.GroupIDNotFound.Code {
+		t.Errorf("OffsetDelete of an unknown group: code %d", code)
+	}
+}
