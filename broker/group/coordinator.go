@@ -264,6 +264,15 @@ func (c *Coordinator) refresh() {
 	}
 }
 
+// lookup is shardFor for a group id from a request: an empty one is
+// INVALID_GROUP_ID.
+func (c *Coordinator) lookup(group string) (*shard, int16) {
+	if group == "" {
+		return nil, kerr.InvalidGroupID.Code
+	}
+	return c.shardFor(group)
+}
+
 // shardFor returns the loaded shard serving group, or the error code
 // that sends the client elsewhere or makes it retry.
 func (c *Coordinator) shardFor(group string) (*shard, int16) {

@@ -390,10 +390,7 @@ func (s *shard) tick(t time.Time) {
 func (c *Coordinator) SyncGroup(r *kmsg.SyncGroupRequest) Responder {
 	resp := r.ResponseKind().(*kmsg.SyncGroupResponse)
 	fail := func(code int16) Responder { resp.ErrorCode = code; return now(resp) }
-	if r.Group == "" {
-		return fail(kerr.InvalidGroupID.Code)
-	}
-	s, code := c.shardFor(r.Group)
+	s, code := c.lookup(r.Group)
 	if code != 0 {
 		return fail(code)
 	}
@@ -499,11 +496,7 @@ func (g *group) check(memberID, instance string, generation int32) (*member, int
 // Heartbeat keeps a member's session alive and tells it when to rejoin.
 func (c *Coordinator) Heartbeat(r *kmsg.HeartbeatRequest) Responder {
 	resp := r.ResponseKind().(*kmsg.HeartbeatResponse)
-	if r.Group == "" {
-		resp.ErrorCode = kerr.InvalidGroupID.Code
-		return now(resp)
-	}
-	s, code := c.shardFor(r.Group)
+	s, code := c.lookup(r.Group)
 	if code != 0 {
 		resp.ErrorCode = code
 		return now(resp)
@@ -530,11 +523,7 @@ func (c *Coordinator) Heartbeat(r *kmsg.HeartbeatRequest) Responder {
 // LeaveGroup removes members (v3+: several, by member or instance id).
 func (c *Coordinator) LeaveGroup(r *kmsg.LeaveGroupRequest) Responder {
 	resp := r.ResponseKind().(*kmsg.LeaveGroupResponse)
-	if r.Group == "" {
-		resp.ErrorCode = kerr.InvalidGroupID.Code
-		return now(resp)
-	}
-	s, code := c.shardFor(r.Group)
+	s, code := c.lookup(r.Group)
 	if code != 0 {
 		resp.ErrorCode = code
 		return now(resp)

@@ -40,10 +40,7 @@ func (c *Coordinator) OffsetCommit(r *kmsg.OffsetCommitRequest) Responder {
 		}
 		return now(build())
 	}
-	if r.Group == "" {
-		return failAll(kerr.InvalidGroupID.Code)
-	}
-	s, code := c.shardFor(r.Group)
+	s, code := c.lookup(r.Group)
 	if code != 0 {
 		return failAll(code)
 	}
@@ -205,10 +202,7 @@ func (c *Coordinator) fetchOffsets(groupID string, req []kmsg.OffsetFetchRequest
 		}
 		return out
 	}
-	if groupID == "" {
-		return unknown(0), kerr.InvalidGroupID.Code
-	}
-	s, code := c.shardFor(groupID)
+	s, code := c.lookup(groupID)
 	if code != 0 {
 		return unknown(0), code
 	}
@@ -260,11 +254,7 @@ func (c *Coordinator) OffsetDelete(r *kmsg.OffsetDeleteRequest) Responder {
 
 func (c *Coordinator) offsetDelete(r *kmsg.OffsetDeleteRequest) Responder {
 	resp := r.ResponseKind().(*kmsg.OffsetDeleteResponse)
-	if r.Group == "" {
-		resp.ErrorCode = kerr.InvalidGroupID.Code
-		return now(resp)
-	}
-	s, code := c.shardFor(r.Group)
+	s, code := c.lookup(r.Group)
 	if code != 0 {
 		resp.ErrorCode = code
 		return now(resp)
@@ -343,10 +333,7 @@ func (c *Coordinator) DeleteGroups(r *kmsg.DeleteGroupsRequest) Responder {
 }
 
 func (c *Coordinator) deleteGroup(id string) int16 {
-	if id == "" {
-		return kerr.InvalidGroupID.Code
-	}
-	s, code := c.shardFor(id)
+	s, code := c.lookup(id)
 	if code != 0 {
 		return code
 	}
@@ -436,11 +423,7 @@ func (c *Coordinator) DescribeGroups(r *kmsg.DescribeGroupsRequest) Responder {
 }
 
 func (c *Coordinator) describe(id string, version int16, dg *kmsg.DescribeGroupsResponseGroup) {
-	if id == "" {
-		dg.ErrorCode = kerr.InvalidGroupID.Code
-		return
-	}
-	s, code := c.shardFor(id)
+	s, code := c.lookup(id)
 	if code != 0 {
 		dg.ErrorCode = code
 		return
