@@ -1,14 +1,22 @@
-// Package partition is one Kafka partition over a segment log: produce
-// validation, idempotent-producer de-duplication, the high watermark and
-// the waiters woken when it moves, ListOffsets, DeleteRecords and retention.
+// Package partition is one Kafka partition over a segment log, as the
+// state of one replica of its Raft group (package replication): produce
+// validation, the idempotent-producer table, the high watermark and the
+// waiters woken when it moves, Fetch, ListOffsets, and the cleanup policy
+// (retention cut, compaction).
 //
-// A partition runs in one of two modes. Opened with Open it is standalone:
-// it appends to its log itself and its high watermark is the fsynced log
-// end. Opened with OpenReplicated it is the state of one replica of a Raft
-// group (package replication): it never appends, and its high watermark,
-// log start and committed producer table are set by the group's state
-// machine as entries commit (replicated.go); Fetch, ListOffset and the
-// rest of the read side work the same in both modes.
+// A Partition never appends to its log and never moves its log start by
+// itself: the log is the group's Raft log, written by replication's
+// LogStore, and the group's state machine (replication.FSM) sets the high
+// watermark, the log start and the committed producer table as entries
+// commit (replicated.go). Writes (produce, DeleteRecords, retention) are
+// proposed by replication.Replica, which validates with Prepare and checks
+// producer sequences with Sequence first.
+//
+// Earlier builds also had a standalone mode that appended by itself and
+// kept its producer table in a producers.snapshot file in the partition's
+// directory. That file is no longer read, written or removed: the log
+// ignores files it does not know, and the producer table comes from the
+// group's snapshot manifests and the entries raft replays after them.
 //
 // Errors returned to the broker are *kerr.Error values, so they map onto the
 // wire's error codes unchanged.
@@ -16,9 +24,6 @@ package partition
 
 import (
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -87,48 +92,32 @@ type Options struct {
 type Partition struct {
 	topic string
 	index int32
-	dir   string
-	fs    vfs.FS
 	log   *log.Log
 	cfg   atomic.Pointer[Config]
 	now   func() time.Time
 	lg    zerolog.Logger
 
-	// mu guards the producer table. Standalone, it also orders produce:
-	// validation, the sequence check and queueing to the log happen under
-	// it, so queue order is sequence order; the fsync is waited for outside
-	// it, so appends share fsyncs. Replicated, the proposer orders
-	// proposals with its own lock and mu is held only briefly.
+	// mu guards the producer table and the leader's in-flight proposals
+	// per producer id. The proposer (replication.Replica) orders proposals
+	// with its own lock; mu is held only briefly.
 	mu        sync.Mutex
 	producers *producers
-	snapMu    sync.Mutex // one producer snapshot write at a time
+	inflight  map[int64][]inflightBatch
 
-	// Replicated mode (replicated.go): the committed high watermark and
-	// log start, set by the state machine, and the leader's in-flight
-	// proposals per producer id (under mu).
-	replicated bool
-	hw         atomic.Int64
-	start      atomic.Int64
-	inflight   map[int64][]inflightBatch
+	// The committed high watermark and log start, set by the state
+	// machine (replicated.go).
+	hw    atomic.Int64
+	start atomic.Int64
 
 	hwMu sync.Mutex
 	hwCh chan struct{} // closed and replaced when the high watermark moves
 }
 
-// Open opens (or creates) the standalone partition stored in dir.
-func Open(dir, topic string, index int32, cfg Config, opts Options) (*Partition, error) {
-	p, err := open(dir, topic, index, cfg, opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.loadProducers(); err != nil {
-		p.log.Close()
-		return nil, err
-	}
-	return p, nil
-}
-
-func open(dir, topic string, index int32, cfg Config, opts Options) (*Partition, error) {
+// OpenReplicated opens (or creates) the partition stored in dir as a
+// replica: its log is the Raft log of the replica's group, it never
+// appends by itself, and its high watermark, log start and producer table
+// start empty (high watermark 0) until the state machine sets them.
+func OpenReplicated(dir, topic string, index int32, cfg Config, opts Options) (*Partition, error) {
 	if opts.FS == nil {
 		opts.FS = vfs.OS{}
 	}
@@ -149,8 +138,9 @@ func open(dir, topic string, index int32, cfg Config, opts Options) (*Partition,
 		return nil, err
 	}
 	p := &Partition{
-		topic: topic, index: index, dir: dir, fs: opts.FS, log: l, now: opts.Now, lg: lg,
-		producers: newProducers(opts.MaxProducers), hwCh: make(chan struct{}),
+		topic: topic, index: index, log: l, now: opts.Now, lg: lg,
+		producers: newProducers(opts.MaxProducers), inflight: map[int64][]inflightBatch{},
+		hwCh: make(chan struct{}),
 	}
 	p.cfg.Store(&cfg)
 	return p, nil
@@ -178,23 +168,14 @@ func (p *Partition) SetConfig(cfg Config) error {
 }
 
 // HighWatermark is the offset below which records are committed and
-// readable. Standalone it is the fsynced log end; replicated, the end of
-// the last committed and applied batch.
-func (p *Partition) HighWatermark() int64 {
-	if p.replicated {
-		return p.hw.Load()
-	}
-	return p.log.EndOffset()
-}
+// readable: the end of the last committed and applied batch. The log may
+// hold entries past it (stored, not yet committed or applied).
+func (p *Partition) HighWatermark() int64 { return p.hw.Load() }
 
-// LogStartOffset is the first readable offset. Replicated, it is the
-// replicated log start, which the segment files may lag behind (see
-// SetLogStart).
+// LogStartOffset is the first readable offset: the replicated log start,
+// which the segment files may lag behind (see SetLogStart).
 func (p *Partition) LogStartOffset() int64 {
-	if p.replicated {
-		return max(p.start.Load(), p.log.StartOffset())
-	}
-	return p.log.StartOffset()
+	return max(p.start.Load(), p.log.StartOffset())
 }
 
 // Changed returns a channel closed the next time the high watermark moves
@@ -212,7 +193,8 @@ func (p *Partition) notify() {
 	p.hwMu.Unlock()
 }
 
-// ProduceResult is a successful produce's answer.
+// ProduceResult is a successful produce's answer (replication.Replica's
+// Produce).
 type ProduceResult struct {
 	BaseOffset     int64
 	LogAppendTime  int64 // -1 unless the topic uses LogAppendTime
@@ -229,8 +211,8 @@ type Prepared struct {
 // Prepare validates records (exactly one RecordBatch v2, as Kafka requires
 // of a produce request's partition data) against the topic's configuration
 // and stamps LogAppendTime into it (in place) when the topic uses it.
-// Errors are *kerr.Error. A replicated leader calls it before proposing:
-// an invalid batch must never reach the Raft log.
+// Errors are *kerr.Error. The leader calls it before proposing
+// (replication.Replica): an invalid batch must never reach the Raft log.
 func (p *Partition) Prepare(records []byte) (Prepared, error) {
 	cfg := p.cfg.Load()
 	if len(records) > int(cfg.MaxMessageBytes) {
@@ -280,68 +262,6 @@ func (p *Partition) Prepare(records []byte) (Prepared, error) {
 		}
 	}
 	return Prepared{Batch: b, Header: h, LogAppendTime: appendTime}, nil
-}
-
-// Produce validates records (see Prepare), checks its producer sequence and
-// queues it to the log. It returns at once; the returned wait blocks until
-// the batch is durable. A duplicate of a recent batch is answered with the
-// original's offset and stored again never. A replicated partition never
-// appends by itself: it answers NOT_LEADER_FOR_PARTITION, and produce goes
-// through the replica (replication.Replica.Produce).
-func (p *Partition) Produce(records []byte) (wait func() (ProduceResult, error)) {
-	fail := func(err error) func() (ProduceResult, error) {
-		return func() (ProduceResult, error) { return ProduceResult{}, err }
-	}
-	if p.replicated {
-		return fail(kerr.NotLeaderForPartition)
-	}
-	pr, err := p.Prepare(records)
-	if err != nil {
-		return fail(err)
-	}
-	b, h, appendTime := pr.Batch, pr.Header, pr.LogAppendTime
-
-	p.mu.Lock()
-	if h.ProducerID >= 0 {
-		dup, err := p.producers.check(h)
-		if err != nil {
-			p.mu.Unlock()
-			return fail(err)
-		}
-		if dup != nil {
-			p.mu.Unlock()
-			return func() (ProduceResult, error) {
-				off, err := dup.offset()
-				if err != nil {
-					return ProduceResult{}, p.storageError(err)
-				}
-				return ProduceResult{BaseOffset: off, LogAppendTime: appendTime, LogStartOffset: p.LogStartOffset()}, nil
-			}
-		}
-	}
-	pend, err := p.log.AppendAsync(b)
-	if err != nil {
-		p.mu.Unlock()
-		return fail(p.storageError(err))
-	}
-	if h.ProducerID >= 0 {
-		p.producers.record(h, pend, 0)
-	}
-	p.mu.Unlock()
-
-	return func() (ProduceResult, error) {
-		off, err := pend.Wait()
-		if err != nil {
-			return ProduceResult{}, p.storageError(err)
-		}
-		p.notify()
-		if h.ProducerID >= 0 {
-			p.mu.Lock()
-			p.producers.settle(h.ProducerID, false)
-			p.mu.Unlock()
-		}
-		return ProduceResult{BaseOffset: off, LogAppendTime: appendTime, LogStartOffset: p.LogStartOffset()}, nil
-	}
 }
 
 // decompressing bounds concurrent validations of compressed batches to the
@@ -459,47 +379,12 @@ func (p *Partition) ListOffset(ts int64) (offset, timestamp int64, err error) {
 	return off, found, nil
 }
 
-// DeleteRecords moves the log start to offset (-1: the high watermark) and
-// returns the new low watermark. A replicated partition refuses it
-// (NOT_LEADER_FOR_PARTITION): the replica proposes it instead.
-func (p *Partition) DeleteRecords(offset int64) (int64, error) {
-	if p.replicated {
-		return 0, kerr.NotLeaderForPartition
-	}
-	hw := p.HighWatermark()
-	if offset == -1 {
-		offset = hw
-	}
-	if offset < 0 || offset > hw {
-		return 0, kerr.OffsetOutOfRange
-	}
-	if err := p.log.DeleteBefore(offset); err != nil {
-		return 0, p.storageError(err)
-	}
-	return p.LogStartOffset(), nil
-}
-
-// ApplyRetention deletes whole segments that retention.ms or
-// retention.bytes no longer keep. It returns the new log start offset. A
-// replicated partition only reports its log start: its replica proposes
-// RetentionCut as a replicated command instead.
-func (p *Partition) ApplyRetention() (int64, error) {
-	if p.replicated {
-		return p.LogStartOffset(), nil
-	}
-	cut := p.RetentionCut()
-	if cut > p.LogStartOffset() {
-		if err := p.log.DeleteBefore(cut); err != nil {
-			return 0, p.storageError(err)
-		}
-		p.lg.Info().Int64("log_start_offset", cut).Msg("retention deleted segments")
-	}
-	return p.LogStartOffset(), nil
-}
-
 // RetentionCut is the offset retention.ms and retention.bytes would move
 // the log start to (whole sealed segments), never past the high watermark.
-// A policy without delete (compact alone) never moves it.
+// A policy without delete (compact alone) never moves it. It only
+// computes: the leader proposes the cut as a replicated command
+// (replication.Replica.ApplyRetention), and the state machine applies it
+// with SetLogStart.
 func (p *Partition) RetentionCut() int64 {
 	cfg := p.cfg.Load()
 	if !cfg.CleanupPolicy.Deletes() {
@@ -526,109 +411,6 @@ func (p *Partition) Compact(now time.Time) (log.CompactStats, error) {
 	})
 }
 
-// maxSnapshotBytes bounds the producer snapshot read at open.
-const maxSnapshotBytes = 64 << 20
-
-// Close writes the producer snapshot and closes the log. A replicated
-// partition writes no producer snapshot (its producer table is in the
-// group's snapshot manifests) and only closes the log.
-func (p *Partition) Close() error {
-	if p.replicated {
-		return p.log.Close()
-	}
-	p.snapMu.Lock()
-	defer p.snapMu.Unlock()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for pid := range p.producers.m {
-		p.producers.settle(pid, true)
-	}
-	snap := p.producers.encode(p.log.EndOffset())
-	err := vfs.WriteFileAtomic(p.fs, filepath.Join(p.dir, snapshotName), snap)
-	if cerr := p.log.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// SnapshotProducers writes the producer table as of the high watermark, so
-// that after a crash only the records since are scanned to rebuild it
-// (Kafka snapshots producer state for the same reason). The broker calls it
-// periodically. A batch can be in the high watermark a moment before its
-// append reports done, so it first waits, outside the lock, for the appends
-// pending when the high watermark was read.
-//
-// A replicated partition has nothing to write (replication snapshots its
-// producer table) and returns nil.
-func (p *Partition) SnapshotProducers() error {
-	if p.replicated {
-		return nil
-	}
-	p.snapMu.Lock()
-	defer p.snapMu.Unlock()
-	p.mu.Lock()
-	covered := p.HighWatermark()
-	var waits []Pending
-	for _, st := range p.producers.m {
-		for _, b := range st.batches {
-			if b.pending != nil {
-				waits = append(waits, b.pending)
-			}
-		}
-	}
-	p.mu.Unlock()
-	for _, w := range waits {
-		w.Wait()
-	}
-	p.mu.Lock()
-	for pid := range p.producers.m {
-		p.producers.settle(pid, false)
-	}
-	snap := p.producers.encode(covered)
-	p.mu.Unlock()
-	return vfs.WriteFileAtomic(p.fs, filepath.Join(p.dir, snapshotName), snap)
-}
-
-// loadProducers restores the producer table: the latest snapshot (written
-// at clean close and periodically), then every batch from the offset it
-// covers. Without a usable snapshot the whole log is scanned.
-func (p *Partition) loadProducers() error {
-	from := p.log.StartOffset()
-	path := filepath.Join(p.dir, snapshotName)
-	if b, err := vfs.ReadFile(p.fs, path, maxSnapshotBytes); err == nil {
-		covered, derr := p.producers.decode(b)
-		switch {
-		case derr != nil || covered > p.log.EndOffset():
-			p.lg.Warn().Err(derr).Int64("covered", covered).Msg("ignoring producer snapshot; rebuilding from the log")
-			p.producers = newProducers(p.producers.max)
-		default:
-			from = max(covered, from)
-		}
-		// A snapshot covers up to the high watermark it was taken at, which
-		// recovery never cuts below (it only cuts unsynced tails), so it stays
-		// valid for every later open until the next one replaces it.
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("partition: read %s: %w", path, err)
-	}
-	for from < p.log.EndOffset() {
-		r, err := p.log.Read(from, 1<<20, -1)
-		if err != nil {
-			return fmt.Errorf("partition: rebuild producer state at offset %d: %w", from, err)
-		}
-		for _, b := range r.Batches {
-			h, err := batch.ParseHeader(b)
-			if err != nil {
-				return fmt.Errorf("partition: rebuild producer state: %w", err)
-			}
-			if h.ProducerID >= 0 && h.NextOffset() > from {
-				p.producers.record(h, nil, h.BaseOffset)
-			}
-		}
-		r.Release() // only header fields were kept
-		if r.Next <= from {
-			break
-		}
-		from = r.Next
-	}
-	return nil
-}
+// Close closes the log. The producer table needs no saving: it is in the
+// group's snapshot manifests (ProducerState).
+func (p *Partition) Close() error { return p.log.Close() }

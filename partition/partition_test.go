@@ -15,56 +15,10 @@ import (
 	"github.com/sluicemq/sluice/log/vfs"
 )
 
-func defaultConfig() Config {
-	return Config{MaxMessageBytes: 1 << 20, SegmentBytes: 1 << 30}
-}
-
-type fixture struct {
-	t   *testing.T
-	m   *vfs.Mem
-	now time.Time
-	p   *Partition
-	cfg Config
-}
-
-func newFixture(t *testing.T, cfg Config) *fixture {
-	f := &fixture{t: t, m: vfs.NewMem(), now: time.UnixMilli(1_700_000_000_000), cfg: cfg}
-	f.open()
-	return f
-}
-
-func (f *fixture) open() {
-	f.t.Helper()
-	p, err := Open("/data/t-0", "t", 0, f.cfg, Options{FS: f.m, Now: func() time.Time { return f.now }})
-	if err != nil {
-		f.t.Fatalf("open: %v", err)
-	}
-	f.p = p
-}
-
-// build makes a batch of n records; pid < 0 means not idempotent.
-func build(t *testing.T, n int, pid int64, epoch int16, seq int32, ts int64) []byte {
-	t.Helper()
-	recs := make([]batch.Record, n)
-	for i := range recs {
-		recs[i] = batch.Record{Key: []byte{byte(i)}, Value: []byte("value"), TimestampDelta: int64(i)}
-	}
-	opts := batch.BuildOptions{BaseTimestamp: ts}
-	if pid >= 0 {
-		opts.Producer = &batch.ProducerInfo{ID: pid, Epoch: epoch, BaseSequence: seq}
-	}
-	b, err := batch.Build(recs, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func (f *fixture) produce(b []byte) (ProduceResult, error) {
-	return f.p.Produce(b)()
-}
-
-func TestProduceAssignsOffsetsAndWakesWaiters(t *testing.T) {
+// TestAppliedBatchesMoveTheHighWatermark: the log assigns offsets, applying
+// publishes them and wakes waiters, and reads stop at the high watermark,
+// never at the log end.
+func TestAppliedBatchesMoveTheHighWatermark(t *testing.T) {
 	f := newFixture(t, defaultConfig())
 	defer f.p.Close()
 	changed := f.p.Changed()
@@ -85,12 +39,62 @@ func TestProduceAssignsOffsetsAndWakesWaiters(t *testing.T) {
 	if err != nil || len(res.Batches) != 2 || res.HighWatermark != 5 {
 		t.Fatalf("fetch: %d batches, hw %d, %v", len(res.Batches), res.HighWatermark, err)
 	}
+	res.Release()
 	if _, err := f.p.Fetch(6, 1<<20); !errors.Is(err, kerr.OffsetOutOfRange) {
 		t.Fatalf("fetch past the high watermark: %v", err)
 	}
+
+	// Stored but not applied (not committed yet): invisible to reads, and
+	// waiters are not woken.
+	changed = f.p.Changed()
+	prop, _, err := f.propose(build(t, 4, -1, 0, 0, 200))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := f.store(prop)
+	if end := f.p.Log().EndOffset(); end != 9 {
+		t.Fatalf("log end %d after storing, want 9", end)
+	}
+	res, err = f.p.Fetch(0, 1<<20)
+	if err != nil || len(res.Batches) != 2 || res.HighWatermark != 5 {
+		t.Fatalf("fetch with an unapplied batch stored: %d batches, hw %d, %v", len(res.Batches), res.HighWatermark, err)
+	}
+	res.Release()
+	if res, err := f.p.Fetch(5, 1<<20); err != nil || len(res.Batches) != 0 {
+		t.Fatalf("fetch at the high watermark: %d batches, %v", len(res.Batches), err)
+	}
+	if _, err := f.p.Fetch(6, 1<<20); !errors.Is(err, kerr.OffsetOutOfRange) {
+		t.Fatalf("fetch inside the unapplied batch: %v", err)
+	}
+	if off, _, err := f.p.ListOffset(ListLatest); err != nil || off != 5 {
+		t.Fatalf("ListOffset(latest) with an unapplied batch stored: %d, %v", off, err)
+	}
+	if off, _, err := f.p.ListOffset(150); err != nil || off != -1 {
+		t.Fatalf("ListOffset finds an unapplied batch: %d, %v", off, err)
+	}
+	select {
+	case <-changed:
+		t.Fatal("waiters woken before the batch was applied")
+	default:
+	}
+	f.apply(idx, prop)
+	<-changed
+	res, err = f.p.Fetch(5, 1<<20)
+	if err != nil || len(res.Batches) != 1 || res.HighWatermark != 9 {
+		t.Fatalf("fetch after applying: %d batches, hw %d, %v", len(res.Batches), res.HighWatermark, err)
+	}
+	res.Release()
+	// The same high watermark again wakes nobody.
+	changed = f.p.Changed()
+	f.p.SetHighWatermark(9)
+	select {
+	case <-changed:
+		t.Fatal("waiters woken by an unchanged high watermark")
+	default:
+	}
 }
 
-func TestProduceRefusesBadBatches(t *testing.T) {
+func TestPrepareRefusesBadBatches(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.MaxMessageBytes = 4096
 	f := newFixture(t, cfg)
@@ -123,8 +127,8 @@ func TestProduceRefusesBadBatches(t *testing.T) {
 			}
 		})
 	}
-	if f.p.HighWatermark() != 0 {
-		t.Fatalf("refused batches were stored: hw %d", f.p.HighWatermark())
+	if f.p.HighWatermark() != 0 || f.p.Log().LastIndex() != 0 {
+		t.Fatalf("refused batches were stored: hw %d, last index %d", f.p.HighWatermark(), f.p.Log().LastIndex())
 	}
 }
 
@@ -156,7 +160,7 @@ func TestIdempotentProducerSequences(t *testing.T) {
 		{"old epoch after the bump", 7, 0, 5, 1, kerr.InvalidProducerEpoch, 0, false},
 	}
 	for _, s := range steps {
-		before := f.p.HighWatermark()
+		before, beforeEnd := f.p.HighWatermark(), f.p.Log().EndOffset()
 		r, err := f.produce(build(t, s.n, s.pid, s.epoch, s.seq, 0))
 		if !errors.Is(err, s.wantErr) {
 			t.Fatalf("%s: err %v, want %v", s.name, err, s.wantErr)
@@ -166,6 +170,9 @@ func TestIdempotentProducerSequences(t *testing.T) {
 		}
 		if grew := f.p.HighWatermark() > before; grew != s.stored {
 			t.Fatalf("%s: stored=%v, want %v", s.name, grew, s.stored)
+		}
+		if grew := f.p.Log().EndOffset() > beforeEnd; grew != s.stored {
+			t.Fatalf("%s: log grew=%v, want %v", s.name, grew, s.stored)
 		}
 	}
 }
@@ -187,57 +194,170 @@ func TestDedupWindowIsFiveBatches(t *testing.T) {
 	}
 }
 
+// TestDuplicateOfAnInFlightBatchGetsItsOffset: a client's retry of a batch
+// the leader has proposed but not yet applied is not proposed again; it is
+// answered with the original's offset once that is applied.
 func TestDuplicateOfAnInFlightBatchGetsItsOffset(t *testing.T) {
 	f := newFixture(t, defaultConfig())
 	defer f.p.Close()
 	if _, err := f.produce(build(t, 1, -1, 0, 0, 0)); err != nil {
 		t.Fatal(err)
 	}
-	release := make(chan struct{})
-	f.m.StallSync(release)
 	b := build(t, 4, 11, 0, 0, 0)
-	first := f.p.Produce(append([]byte(nil), b...))
-	retry := f.p.Produce(append([]byte(nil), b...)) // the client's retry while the first waits on fsync
-	close(release)
-	f.m.ClearFaults()
-	r1, err1 := first()
-	r2, err2 := retry()
-	if err1 != nil || err2 != nil || r1.BaseOffset != 1 || r2.BaseOffset != 1 {
-		t.Fatalf("first %+v %v, retry %+v %v; want both at offset 1", r1, err1, r2, err2)
+	first, _, err := f.propose(append([]byte(nil), b...))
+	if err != nil || first == nil {
+		t.Fatalf("first: %v", err)
 	}
-	if hw := f.p.HighWatermark(); hw != 5 {
-		t.Fatalf("hw %d: the retry was stored twice", hw)
+	idx := f.store(first) // stored, not yet committed
+	_, dup, err := f.propose(append([]byte(nil), b...))
+	if err != nil || dup == nil || dup.Done() {
+		t.Fatalf("retry while the first is in flight: dup %v, %v", dup, err)
+	}
+	f.apply(idx, first)
+	off1, _ := first.Wait()
+	off2, err2 := dup.Wait()
+	if err2 != nil || off1 != 1 || off2 != 1 {
+		t.Fatalf("first at %d, retry at %d (%v); want both at offset 1", off1, off2, err2)
+	}
+	if hw, end := f.p.HighWatermark(), f.p.Log().EndOffset(); hw != 5 || end != 5 {
+		t.Fatalf("hw %d, log end %d: the retry was stored twice", hw, end)
 	}
 }
 
+// TestProducerStateSurvivesRestartAndCrash: a replica restarts from its
+// latest snapshot's producer table and the entries raft replays after it,
+// so retries from before and after the snapshot are both still
+// recognised, after a clean close and after a power loss.
 func TestProducerStateSurvivesRestartAndCrash(t *testing.T) {
 	for _, crash := range []bool{false, true} {
-		name := map[bool]string{false: "clean close (snapshot)", true: "power loss (rebuild from log)"}[crash]
+		name := map[bool]string{false: "clean close", true: "power loss"}[crash]
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t, defaultConfig())
-			for i := int32(0); i < 4; i++ {
+			for i := int32(0); i < 3; i++ {
 				if _, err := f.produce(build(t, 2, 5, 2, 2*i, 0)); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if crash {
-				f.m.Crash(vfs.CrashOptions{})
-			} else if err := f.p.Close(); err != nil {
-				t.Fatal(err)
+			snap := f.snapshot()
+			for i := int32(3); i < 5; i++ {
+				if _, err := f.produce(build(t, 2, 5, 2, 2*i, 0)); err != nil {
+					t.Fatal(err)
+				}
 			}
-			f.open()
+			f.restart(crash, snap)
 			defer f.p.Close()
-			if r, err := f.produce(build(t, 2, 5, 2, 6, 0)); err != nil || r.BaseOffset != 6 {
-				t.Fatalf("retry of the last batch after restart: %+v %v (want its offset 6)", r, err)
+			if hw := f.p.HighWatermark(); hw != 10 {
+				t.Fatalf("high watermark %d after restart, want 10", hw)
 			}
-			if _, err := f.produce(build(t, 2, 5, 1, 8, 0)); !errors.Is(err, kerr.InvalidProducerEpoch) {
+			for _, seq := range []int32{2, 8} { // one from before the snapshot, one after
+				if r, err := f.produce(build(t, 2, 5, 2, seq, 0)); err != nil || r.BaseOffset != int64(seq) {
+					t.Fatalf("retry of seq %d after restart: %+v %v", seq, r, err)
+				}
+			}
+			if _, err := f.produce(build(t, 2, 5, 1, 10, 0)); !errors.Is(err, kerr.InvalidProducerEpoch) {
 				t.Fatalf("old epoch after restart: %v", err)
 			}
-			if r, err := f.produce(build(t, 1, 5, 2, 8, 0)); err != nil || r.BaseOffset != 8 {
+			if r, err := f.produce(build(t, 1, 5, 2, 10, 0)); err != nil || r.BaseOffset != 10 {
 				t.Fatalf("next batch after restart: %+v %v", r, err)
 			}
 		})
 	}
+}
+
+// TestProducerSnapshotsRacingProduce: snapshots of the producer table
+// taken while producers propose and the state machine applies must never
+// drop a batch: restarting from any of them and replaying the later
+// entries, each producer's last batch is still a duplicate.
+func TestProducerSnapshotsRacingProduce(t *testing.T) {
+	f := newFixture(t, defaultConfig())
+	const producers, each = 4, 60
+	type entry struct {
+		idx  uint64
+		prop *proposal
+	}
+	// Proposals are stored in proposal order (under proposeMu, as raft's
+	// leader appends them) and applied by one goroutine in that order, as
+	// raft's FSM goroutine does; Sequence runs meanwhile.
+	committed := make(chan entry, producers*each)
+	applied := make(chan struct{})
+	go func() {
+		defer close(applied)
+		for e := range committed {
+			f.apply(e.idx, e.prop)
+		}
+	}()
+	var wg sync.WaitGroup
+	for pid := int64(0); pid < producers; pid++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for seq := int32(0); seq < each; seq++ {
+				f.proposeMu.Lock()
+				prop, dup, err := f.propose(build(t, 1, 100+pid, 0, seq, 0))
+				if err == nil && dup == nil {
+					committed <- entry{f.store(prop), prop}
+				}
+				f.proposeMu.Unlock()
+				switch {
+				case err != nil:
+					t.Error(err)
+					return
+				case dup != nil:
+					t.Errorf("producer %d seq %d: a duplicate", pid, seq)
+					return
+				}
+				prop.Wait()
+			}
+		}()
+	}
+	var snaps []fsmSnapshot
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				snaps = append(snaps, f.snapshot())
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	<-done
+	close(committed)
+	<-applied
+	if len(snaps) < 2 {
+		t.Fatalf("only %d snapshots taken", len(snaps))
+	}
+	for _, s := range []fsmSnapshot{snaps[0], snaps[len(snaps)/2], snaps[len(snaps)-1]} {
+		f.restart(true, s)
+		before := f.p.HighWatermark()
+		if before != producers*each {
+			t.Fatalf("snapshot at index %d: high watermark %d after replay, want %d", s.index, before, producers*each)
+		}
+		for pid := int64(0); pid < producers; pid++ {
+			_, dup, err := f.propose(build(t, 1, 100+pid, 0, each-1, 0))
+			if err != nil || dup == nil {
+				t.Fatalf("snapshot at index %d: producer %d: retry of its last batch: dup %v, %v", s.index, pid, dup, err)
+			}
+			off, err := dup.Wait()
+			if err != nil || off >= before {
+				t.Fatalf("snapshot at index %d: producer %d: last batch at %d, %v", s.index, pid, off, err)
+			}
+			res, err := f.p.Fetch(off, 1)
+			if err != nil || len(res.Batches) != 1 {
+				t.Fatalf("fetch at %d: %d batches, %v", off, len(res.Batches), err)
+			}
+			if h, _ := batch.ParseHeader(res.Batches[0]); h.ProducerID != 100+pid || h.BaseSequence != each-1 || h.BaseOffset != off {
+				t.Fatalf("snapshot at index %d: producer %d: the duplicate's offset %d holds %+v", s.index, pid, off, h)
+			}
+			res.Release()
+		}
+	}
+	f.p.Close()
 }
 
 func TestLogAppendTime(t *testing.T) {
@@ -256,7 +376,10 @@ func TestLogAppendTime(t *testing.T) {
 	}
 }
 
-func TestListOffsetDeleteRecordsAndRetention(t *testing.T) {
+// TestListOffsetLogStartAndRetention: ListOffsets by timestamp; the log
+// start the state machine sets (DeleteRecords, retention) bounds reads;
+// RetentionCut computes the cut the leader proposes.
+func TestListOffsetLogStartAndRetention(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.SegmentBytes = 1024
 	cfg.Retention = log.Retention{MaxAge: time.Hour}
@@ -272,6 +395,7 @@ func TestListOffsetDeleteRecordsAndRetention(t *testing.T) {
 		ts, want, wantTs int64
 	}{
 		{ListEarliest, 0, -1},
+		{ListEarliestLocal, 0, -1},
 		{ListLatest, 20, -1},
 		{ListMaxTimestamp, 19, base + 19000},
 		{base + 5000, 5, base + 5000},
@@ -287,31 +411,65 @@ func TestListOffsetDeleteRecordsAndRetention(t *testing.T) {
 	if _, _, err := f.p.ListOffset(-7); !errors.Is(err, kerr.InvalidRequest) {
 		t.Errorf("ListOffset(-7): %v", err)
 	}
-	if _, err := f.p.DeleteRecords(21); !errors.Is(err, kerr.OffsetOutOfRange) {
-		t.Fatalf("DeleteRecords past hw: %v", err)
+
+	// DeleteRecords(3), applied: reads below 3 are out of range at once,
+	// though no segment file is removed yet.
+	f.p.SetLogStart(3)
+	if lw := f.p.LogStartOffset(); lw != 3 {
+		t.Fatalf("log start %d after SetLogStart(3)", lw)
 	}
-	if lw, err := f.p.DeleteRecords(3); err != nil || lw != 3 {
-		t.Fatalf("DeleteRecords(3): %d %v", lw, err)
+	if off, _, err := f.p.ListOffset(ListEarliest); err != nil || off != 3 {
+		t.Fatalf("ListOffset(earliest) = %d, %v; want 3", off, err)
 	}
 	if _, err := f.p.Fetch(2, 100); !errors.Is(err, kerr.OffsetOutOfRange) {
 		t.Fatalf("fetch below the log start: %v", err)
 	}
-	// Nothing is an hour old yet; then everything but the active segment is.
-	if start, _ := f.p.ApplyRetention(); start != 3 {
-		t.Fatalf("retention too early moved the start to %d", start)
+	if res, err := f.p.Fetch(3, 100); err != nil || len(res.Batches) == 0 {
+		t.Fatalf("fetch at the log start: %d batches, %v", len(res.Batches), err)
+	}
+	segs := f.p.Log().Segments()
+	if len(segs) < 3 { // sealed ones below and above the log start, and the active one
+		t.Fatalf("%d segments; the test needs several", len(segs))
+	}
+
+	// Nothing is an hour old yet: no cut to propose. Then everything but
+	// the active segment is.
+	if cut := f.p.RetentionCut(); cut > f.p.LogStartOffset() {
+		t.Fatalf("retention too early: cut at %d", cut)
 	}
 	f.now = f.now.Add(2 * time.Hour)
-	start, err := f.p.ApplyRetention()
-	segs := f.p.Log().Segments()
-	if err != nil || start != segs[0].BaseOffset || len(segs) != 1 {
-		t.Fatalf("retention: start %d, %d segments, %v", start, len(segs), err)
+	cut := f.p.RetentionCut()
+	if want := segs[len(segs)-1].BaseOffset; cut != want {
+		t.Fatalf("retention cut %d, want the active segment's base %d", cut, want)
 	}
-	if lw, err := f.p.DeleteRecords(-1); err != nil || lw != 20 {
-		t.Fatalf("DeleteRecords(-1): %d %v", lw, err)
+	// The cut never passes the high watermark (records may be stored past
+	// it, not yet committed).
+	f.p.SetHighWatermark(4)
+	if c := f.p.RetentionCut(); c != 4 {
+		t.Fatalf("retention cut %d with the high watermark at 4", c)
+	}
+	f.p.SetHighWatermark(20)
+	// Applied, and the segments below removed (replication trims them once
+	// its snapshots allow).
+	f.p.SetLogStart(cut)
+	if err := f.p.Log().DeleteBefore(cut); err != nil {
+		t.Fatal(err)
+	}
+	segs = f.p.Log().Segments()
+	if start := f.p.LogStartOffset(); start != cut || len(segs) != 1 || segs[0].BaseOffset != cut {
+		t.Fatalf("after retention: start %d, %d segments", start, len(segs))
+	}
+	// DeleteRecords(-1): the high watermark.
+	f.p.SetLogStart(20)
+	if lw := f.p.LogStartOffset(); lw != 20 {
+		t.Fatalf("log start %d after SetLogStart(20)", lw)
+	}
+	if res, err := f.p.Fetch(20, 100); err != nil || len(res.Batches) != 0 {
+		t.Fatalf("fetch at the log start and high watermark: %d batches, %v", len(res.Batches), err)
 	}
 }
 
-func TestProduceDecompressesToValidate(t *testing.T) {
+func TestPrepareDecompressesToValidate(t *testing.T) {
 	f := newFixture(t, defaultConfig())
 	defer f.p.Close()
 	// A zstd batch whose header claims one more record than it holds.
@@ -337,7 +495,7 @@ func TestProduceDecompressesToValidate(t *testing.T) {
 	if _, err := f.produce(bomb); !errors.Is(err, kerr.InvalidRecord) {
 		t.Fatalf("compression bomb (%d bytes): %v", len(bomb), err)
 	}
-	if f.p.HighWatermark() != 0 {
+	if f.p.HighWatermark() != 0 || f.p.Log().LastIndex() != 0 {
 		t.Fatal("a refused batch was stored")
 	}
 	if _, err := f.produce(b); err != nil {
@@ -349,84 +507,82 @@ func fixCRC(b []byte) {
 	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
 }
 
-// After a crash, producer state comes from the latest periodic snapshot plus
-// a scan of what followed it; retries from before and after the snapshot are
-// both still recognised.
-func TestPeriodicProducerSnapshotAndCrash(t *testing.T) {
+// TestSetConfig: a changed topic configuration applies to the next
+// Prepare and the next append; an invalid one is refused and changes
+// nothing.
+func TestSetConfig(t *testing.T) {
 	f := newFixture(t, defaultConfig())
-	for i := int32(0); i < 3; i++ {
-		if _, err := f.produce(build(t, 1, 9, 0, i, 0)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := f.p.SnapshotProducers(); err != nil {
+	defer f.p.Close()
+	b := build(t, 10, -1, 0, 0, 5)
+
+	cfg := f.p.Config()
+	cfg.MaxMessageBytes = int32(len(b) - 1)
+	if err := f.p.SetConfig(cfg); err != nil {
 		t.Fatal(err)
 	}
-	for i := int32(3); i < 5; i++ {
-		if _, err := f.produce(build(t, 1, 9, 0, i, 0)); err != nil {
+	if _, err := f.p.Prepare(append([]byte(nil), b...)); !errors.Is(err, kerr.MessageTooLarge) {
+		t.Fatalf("after lowering max.message.bytes: %v", err)
+	}
+	cfg.MaxMessageBytes = int32(len(b))
+	cfg.TimestampType = LogAppendTime
+	cfg.SegmentBytes = 1024
+	if err := f.p.SetConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if f.p.Config() != cfg {
+		t.Fatalf("config %+v, want %+v", f.p.Config(), cfg)
+	}
+	r, err := f.produce(append([]byte(nil), b...))
+	if err != nil || r.LogAppendTime != f.now.UnixMilli() {
+		t.Fatalf("after switching to LogAppendTime: %+v, %v", r, err)
+	}
+	for i := 0; i < 20; i++ {
+		if _, err := f.produce(build(t, 2, -1, 0, 0, 5)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	f.m.Crash(vfs.CrashOptions{})
-	f.open()
-	defer f.p.Close()
-	for _, seq := range []int32{1, 4} { // one from before the snapshot, one after
-		if r, err := f.produce(build(t, 1, 9, 0, seq, 0)); err != nil || r.BaseOffset != int64(seq) {
-			t.Fatalf("retry of seq %d after crash: %+v %v", seq, r, err)
-		}
+	if n := len(f.p.Log().Segments()); n < 2 {
+		t.Fatalf("%d segments after lowering segment.bytes to 1024", n)
 	}
-	if r, err := f.produce(build(t, 1, 9, 0, 5, 0)); err != nil || r.BaseOffset != 5 {
-		t.Fatalf("next batch after crash: %+v %v", r, err)
+
+	bad := cfg
+	bad.SegmentBytes = 1
+	bad.MaxMessageBytes = 1
+	if err := f.p.SetConfig(bad); err == nil {
+		t.Fatal("segment.bytes 1 accepted")
+	}
+	if f.p.Config() != cfg {
+		t.Fatalf("a refused config changed it: %+v", f.p.Config())
+	}
+	if _, err := f.p.Prepare(build(t, 1, -1, 0, 0, 5)); err != nil {
+		t.Fatalf("after a refused config: %v", err)
 	}
 }
 
-// Snapshots taken while producers run must never drop a batch from the
-// state: after a crash, each producer's last batch is still a duplicate.
-func TestProducerSnapshotsRacingProduce(t *testing.T) {
+// TestIgnoresStandaloneProducerSnapshot: a producers.snapshot file that the
+// standalone mode of earlier builds wrote into the partition's directory
+// is neither read nor removed: the producer table starts empty, as the
+// state machine's snapshot manifests and raft's replay define it.
+func TestIgnoresStandaloneProducerSnapshot(t *testing.T) {
 	f := newFixture(t, defaultConfig())
-	const producers, each = 4, 60
-	var wg sync.WaitGroup
-	for pid := int64(0); pid < producers; pid++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for seq := int32(0); seq < each; seq++ {
-				if _, err := f.produce(build(t, 1, 100+pid, 0, seq, 0)); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
+	if _, err := f.produce(build(t, 2, 9, 0, 0, 0)); err != nil {
+		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				if err := f.p.SnapshotProducers(); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}
-	}()
-	wg.Wait()
-	close(stop)
-	<-done
-	f.m.Crash(vfs.CrashOptions{})
-	f.open()
+	old := f.p.ProducerState() // the same encoding the file had
+	f.p.Close()
+	path := fixtureDir + "/producers.snapshot"
+	if err := vfs.WriteFileAtomic(f.m, path, old); err != nil {
+		t.Fatal(err)
+	}
+	f.p = f.openAt(fixtureDir)
 	defer f.p.Close()
-	before := f.p.HighWatermark()
-	for pid := int64(0); pid < producers; pid++ {
-		if _, err := f.produce(build(t, 1, 100+pid, 0, each-1, 0)); err != nil {
-			t.Fatalf("producer %d: retry of its last batch: %v", pid, err)
-		}
+	if _, err := f.p.Sequence(header(t, build(t, 1, 9, 0, 2, 0), 0), nil); !errors.Is(err, kerr.UnknownProducerID) {
+		t.Fatalf("producer known from the old file: %v", err)
 	}
-	if f.p.HighWatermark() != before {
-		t.Fatal("a retried batch was stored again: producer state lost a batch")
+	if got, err := vfs.ReadFile(f.m, path, 1<<20); err != nil || string(got) != string(old) {
+		t.Fatalf("the old file was changed: %v", err)
+	}
+	if st := f.p.ProducerState(); string(st) != string(newProducers(1).encode()) {
+		t.Fatalf("producer table not empty: %x", st)
 	}
 }

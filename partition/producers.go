@@ -17,12 +17,12 @@ import (
 // of the last five in-flight batches must be recognised).
 const dedupWindow = 5
 
-// Pending is the base offset of a batch that has been queued to the log or
-// proposed to the replicas but is not stored yet. *log.Pending is one.
+// Pending is the base offset of a batch that has been proposed to the
+// replicas but is not applied yet (replication.Replica's proposal is one).
 type Pending interface {
 	// Done reports, without blocking, whether Wait would return at once.
 	Done() bool
-	// Wait blocks until the batch is stored (or failed) and returns its
+	// Wait blocks until the batch is applied (or failed) and returns its
 	// base offset.
 	Wait() (int64, error)
 }
@@ -37,14 +37,7 @@ func (s settled) Wait() (int64, error) { return int64(s), nil }
 type producerBatch struct {
 	firstSeq, lastSeq int32
 	baseOffset        int64   // valid when pending is nil
-	pending           Pending // set while the append is in flight
-}
-
-func (b *producerBatch) offset() (int64, error) {
-	if b.pending == nil {
-		return b.baseOffset, nil
-	}
-	return b.pending.Wait()
+	pending           Pending // an in-flight proposal (only in checkWith's view)
 }
 
 // handle returns a Pending for the batch's offset.
@@ -61,8 +54,8 @@ type producerState struct {
 	lastUsed uint64          // for eviction
 }
 
-// producers is a partition's idempotent-producer table. The partition's
-// produce lock guards it.
+// producers is a partition's committed idempotent-producer table: every
+// batch in it is applied, at a known offset. Partition.mu guards it.
 type producers struct {
 	m     map[int64]*producerState
 	max   int
@@ -81,17 +74,13 @@ func nextSeq(s int32) int32 {
 	return s + 1
 }
 
-// check applies Kafka's sequence rules to a batch from producer h.ProducerID.
-// It returns the remembered batch when h is a duplicate (answer with its
-// offset), or a *kerr.Error when the batch must be refused.
-func (t *producers) check(h batch.Header) (*producerBatch, error) {
-	return checkState(t.m[h.ProducerID], h)
-}
-
-// checkWith is check against the table as it will be once the in-flight
-// batches flying (of h's producer, oldest first) are stored: a replicated
-// leader checks a new batch against the committed table and against what
-// it has proposed but not yet applied. The table is not changed.
+// checkWith applies Kafka's sequence rules to a batch from producer
+// h.ProducerID, against the table as it will be once the in-flight batches
+// flying (of h's producer, oldest first) are applied: the leader checks a
+// new batch against the committed table and against what it has proposed
+// but not yet applied. It returns the remembered batch when h is a
+// duplicate (answer with its offset), or a *kerr.Error when the batch must
+// be refused. The table is not changed.
 func (t *producers) checkWith(h batch.Header, flying []inflightBatch) (*producerBatch, error) {
 	st := t.m[h.ProducerID]
 	if len(flying) > 0 {
@@ -135,8 +124,8 @@ func checkState(st *producerState, h batch.Header) (*producerBatch, error) {
 	return nil, nil
 }
 
-// record remembers an accepted batch (pending, or stored at baseOffset).
-func (t *producers) record(h batch.Header, pending Pending, baseOffset int64) {
+// record remembers an applied batch, stored at h.BaseOffset.
+func (t *producers) record(h batch.Header) {
 	st := t.m[h.ProducerID]
 	if st == nil {
 		t.evictIfFull()
@@ -144,7 +133,7 @@ func (t *producers) record(h batch.Header, pending Pending, baseOffset int64) {
 		t.m[h.ProducerID] = st
 	}
 	st.add(h.ProducerEpoch, producerBatch{
-		firstSeq: h.BaseSequence, lastSeq: h.LastSequence(), baseOffset: baseOffset, pending: pending,
+		firstSeq: h.BaseSequence, lastSeq: h.LastSequence(), baseOffset: h.BaseOffset,
 	})
 	t.clock++
 	st.lastUsed = t.clock
@@ -160,23 +149,6 @@ func (st *producerState) add(epoch int16, b producerBatch) {
 		st.batches = append(st.batches[:0], st.batches[1:]...)
 	}
 	st.batches = append(st.batches, b)
-}
-
-// settle replaces finished pending appends by their offsets so the table
-// does not pin completed requests; with block it waits for unfinished ones.
-func (t *producers) settle(pid int64, block bool) {
-	st := t.m[pid]
-	if st == nil {
-		return
-	}
-	for i := range st.batches {
-		b := &st.batches[i]
-		if b.pending != nil && (block || b.pending.Done()) {
-			if off, err := b.pending.Wait(); err == nil {
-				b.baseOffset, b.pending = off, nil
-			}
-		}
-	}
 }
 
 // evictIfFull forgets the least recently used tenth of the producers when
@@ -201,28 +173,26 @@ func (t *producers) evictIfFull() {
 	}
 }
 
-// Snapshot file: magic "SLPS", version 1, 3 reserved, covered offset i64,
-// count u32, entries {pid i64, epoch i16, n u8, n x {first i32, last i32,
-// offset i64}}, least recently used producer first, CRC-32C u32 of
-// everything before it. Little-endian. A replica's snapshot manifest embeds
-// the same encoding.
-const (
-	snapshotMagic = "SLPS"
-	snapshotName  = "producers.snapshot"
-)
+// Encoding of the producer table, embedded in replication's snapshot
+// manifests: magic "SLPS", version 1, 3 reserved, covered i64, count u32,
+// entries {pid i64, epoch i16, n u8, n x {first i32, last i32, offset
+// i64}}, least recently used producer first, CRC-32C u32 of everything
+// before it. Little-endian. covered is always math.MaxInt64 (every batch
+// in the table is committed); it is the offset a standalone partition's
+// producers.snapshot file covered in earlier builds, which used the same
+// encoding. decode refuses a negative one and otherwise ignores it.
+const snapshotMagic = "SLPS"
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 var errBadSnapshot = errors.New("partition: bad producer snapshot")
 
-// encode serialises the state as of offset covered: settled batches below
-// it. Batches at or past it (and pending ones, which are past it) are left
-// to the scan from covered that follows loading the snapshot.
-func (t *producers) encode(covered int64) []byte {
+// encode serialises the table.
+func (t *producers) encode() []byte {
 	b := make([]byte, 0, 24+len(t.m)*64)
 	b = append(b, snapshotMagic...)
 	b = append(b, 1, 0, 0, 0)
-	b = binary.LittleEndian.AppendUint64(b, uint64(covered))
+	b = binary.LittleEndian.AppendUint64(b, math.MaxInt64)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(t.m)))
 	pids := make([]int64, 0, len(t.m))
 	for pid := range t.m {
@@ -238,17 +208,8 @@ func (t *producers) encode(covered int64) []byte {
 		st := t.m[pid]
 		b = binary.LittleEndian.AppendUint64(b, uint64(pid))
 		b = binary.LittleEndian.AppendUint16(b, uint16(st.epoch))
-		n := 0
+		b = append(b, byte(len(st.batches)))
 		for _, pb := range st.batches {
-			if pb.pending == nil && pb.baseOffset < covered {
-				n++
-			}
-		}
-		b = append(b, byte(n))
-		for _, pb := range st.batches {
-			if pb.pending != nil || pb.baseOffset >= covered {
-				continue
-			}
 			b = binary.LittleEndian.AppendUint32(b, uint32(pb.firstSeq))
 			b = binary.LittleEndian.AppendUint32(b, uint32(pb.lastSeq))
 			b = binary.LittleEndian.AppendUint64(b, uint64(pb.baseOffset))
@@ -257,32 +218,32 @@ func (t *producers) encode(covered int64) []byte {
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
 }
 
-// decodeSnapshot parses a snapshot into t and returns the offset it covers.
-func (t *producers) decode(b []byte) (int64, error) {
+// decode parses an encoded table into t.
+func (t *producers) decode(b []byte) error {
 	if len(b) < 24 || string(b[:4]) != snapshotMagic || b[4] != 1 {
-		return 0, errBadSnapshot
+		return errBadSnapshot
 	}
 	body := b[:len(b)-4]
 	if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
-		return 0, errBadSnapshot
+		return errBadSnapshot
 	}
 	covered := int64(binary.LittleEndian.Uint64(body[8:]))
 	n := binary.LittleEndian.Uint32(body[16:])
 	p := body[20:]
 	// Each entry takes at least 11 bytes: bound the count by what is there.
 	if covered < 0 || uint64(n)*11 > uint64(len(p)) {
-		return 0, errBadSnapshot
+		return errBadSnapshot
 	}
 	for i := uint32(0); i < n; i++ {
 		if len(p) < 11 {
-			return 0, errBadSnapshot
+			return errBadSnapshot
 		}
 		pid := int64(binary.LittleEndian.Uint64(p))
 		st := &producerState{epoch: int16(binary.LittleEndian.Uint16(p[8:]))}
 		k := int(p[10])
 		p = p[11:]
 		if k > dedupWindow || len(p) < k*16 {
-			return 0, errBadSnapshot
+			return errBadSnapshot
 		}
 		for j := 0; j < k; j++ {
 			st.batches = append(st.batches, producerBatch{
@@ -297,7 +258,7 @@ func (t *producers) decode(b []byte) (int64, error) {
 		t.m[pid] = st
 	}
 	if len(p) != 0 {
-		return 0, errBadSnapshot
+		return errBadSnapshot
 	}
-	return covered, nil
+	return nil
 }

@@ -1,13 +1,8 @@
 package partition
 
-import (
-	"fmt"
-	"math"
+import "github.com/sluicemq/sluice/log/batch"
 
-	"github.com/sluicemq/sluice/log/batch"
-)
-
-// The replicated mode. A replica's state machine (replication.FSM) owns
+// The state machine side. A replica's state machine (replication.FSM) owns
 // the committed state: it calls ApplyProduce for every committed batch in
 // log order on every replica, SetHighWatermark once per group of applied
 // entries, SetLogStart for retention and DeleteRecords commands, and
@@ -16,30 +11,13 @@ import (
 // its proposals until they are applied (in flight), and drops them with
 // ClearInflight when it loses leadership.
 
-// inflightBatch is a batch a replicated leader has proposed but not yet
+// inflightBatch is a batch the leader has proposed but not yet
 // applied.
 type inflightBatch struct {
 	epoch             int16
 	firstSeq, lastSeq int32
 	pending           Pending
 }
-
-// OpenReplicated opens (or creates) the partition stored in dir as a
-// replica: its log is the Raft log of the replica's group, it never
-// appends by itself, and its high watermark, log start and producer table
-// start empty (high watermark 0) until the state machine sets them.
-func OpenReplicated(dir, topic string, index int32, cfg Config, opts Options) (*Partition, error) {
-	p, err := open(dir, topic, index, cfg, opts)
-	if err != nil {
-		return nil, err
-	}
-	p.replicated = true
-	p.inflight = map[int64][]inflightBatch{}
-	return p, nil
-}
-
-// Replicated reports whether the partition was opened with OpenReplicated.
-func (p *Partition) Replicated() bool { return p.replicated }
 
 // Sequence checks an idempotent batch (h.ProducerID >= 0) against the
 // committed producer table and the batches proposed before it that are
@@ -51,9 +29,6 @@ func (p *Partition) Replicated() bool { return p.replicated }
 // across Sequence and the proposal, so that proposal order is sequence
 // order.
 func (p *Partition) Sequence(h batch.Header, pending Pending) (dup Pending, err error) {
-	if !p.replicated {
-		return nil, fmt.Errorf("partition: Sequence on a standalone partition")
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	b, err := p.producers.checkWith(h, p.inflight[h.ProducerID])
@@ -91,7 +66,7 @@ func (p *Partition) ApplyProduce(h batch.Header) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.producers.record(h, nil, h.BaseOffset)
+	p.producers.record(h)
 	fl := p.inflight[h.ProducerID]
 	for i, f := range fl {
 		if f.epoch == h.ProducerEpoch && f.firstSeq == h.BaseSequence && f.lastSeq == h.LastSequence() {
@@ -127,7 +102,7 @@ func (p *Partition) SetLogStart(offset int64) {
 func (p *Partition) ProducerState() []byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.producers.encode(math.MaxInt64)
+	return p.producers.encode()
 }
 
 // RestoreProducerState replaces the committed producer table with one
@@ -135,7 +110,7 @@ func (p *Partition) ProducerState() []byte {
 func (p *Partition) RestoreProducerState(b []byte) error {
 	t := newProducers(p.producers.max)
 	if b != nil {
-		if _, err := t.decode(b); err != nil {
+		if err := t.decode(b); err != nil {
 			return err
 		}
 	}

@@ -3,7 +3,6 @@ package partition
 import (
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -27,16 +26,6 @@ func (p *pendingAt) Done() bool {
 
 func (p *pendingAt) Wait() (int64, error) { <-p.release; return p.off, nil }
 
-func openReplicated(t *testing.T, f *fixture) *Partition {
-	t.Helper()
-	p, err := OpenReplicated("/data/r-0", "t", 0, f.cfg, Options{FS: f.m, Now: func() time.Time { return f.now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p
-}
-
 func header(t *testing.T, b []byte, base int64) batch.Header {
 	t.Helper()
 	batch.SetBaseOffset(b, base)
@@ -52,13 +41,8 @@ func header(t *testing.T, b []byte, base int64) batch.Header {
 // restoring the table do.
 func TestReplicatedSequenceSeesInflight(t *testing.T) {
 	f := newFixture(t, defaultConfig())
-	p := openReplicated(t, f)
-	if _, err := p.Produce(build(t, 1, -1, 0, 0, 1))(); !errors.Is(err, kerr.NotLeaderForPartition) {
-		t.Fatalf("direct produce: %v", err)
-	}
-	if _, err := p.DeleteRecords(0); !errors.Is(err, kerr.NotLeaderForPartition) {
-		t.Fatalf("direct DeleteRecords: %v", err)
-	}
+	p := f.p
+	defer p.Close()
 
 	// Committed: sequences 0-1 at offset 0.
 	b0 := build(t, 2, 5, 0, 0, 1)
@@ -112,10 +96,7 @@ func TestReplicatedSequenceSeesInflight(t *testing.T) {
 	p.ClearInflight()
 
 	// A second replica restoring the state agrees.
-	q, err := OpenReplicated("/data/r-1", "t", 0, f.cfg, Options{FS: f.m})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := f.openAt("/data/t-1")
 	defer q.Close()
 	if err := q.RestoreProducerState(state); err != nil {
 		t.Fatal(err)

@@ -92,10 +92,6 @@ func TestReplicaProduceReplicates(t *testing.T) {
 	if off, _, err := ld.r.ListOffset(partition.ListLatest); err != nil || off != next {
 		t.Fatalf("ListOffset(latest) on the leader: %d, %v, want %d", off, err, next)
 	}
-	// A follower's partition is read-only by itself too.
-	if _, err := follower.r.Partition().Produce(idem(t, "nope", -1, 0, 0, 1, 10))(); !isNotLeader(err) {
-		t.Fatalf("direct produce on a replicated partition: %v", err)
-	}
 	// An invalid batch never reaches raft: the leader refuses it and stays.
 	bad := idem(t, "bad", -1, 0, 0, 2, 10)
 	bad[len(bad)-1] ^= 0xff
