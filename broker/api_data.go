@@ -2,6 +2,7 @@ package broker
 
 import (
 	"encoding/binary"
+	"errors"
 	"math/rand/v2"
 	"reflect"
 	"time"
@@ -208,6 +209,12 @@ func (b *Broker) fetchOnce(r *kmsg.FetchRequest) (*splicedResponse, int, []<-cha
 				}
 				res, err := p.Fetch(rp.FetchOffset, max(limit, 1))
 				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStartOffset
+				if errors.Is(err, kerr.OffsetOutOfRange) && rp.FetchOffset > res.HighWatermark && !rep.IsLeader() {
+					// A follower behind the leader cannot tell: only the
+					// leader may say an offset is past the end, or the
+					// client would reset its position.
+					err = kerr.NotLeaderForPartition
+				}
 				if err != nil {
 					sp.ErrorCode, failed = code(err), true
 					break

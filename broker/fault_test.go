@@ -197,3 +197,60 @@ func TestMinorityLeaderStopsAcknowledging(t *testing.T) {
 		}
 	}
 }
+
+// TestLaggingFollowerDoesNotSayOutOfRange: a follower cut off from the
+// leader lacks records a client may already have seen. Asked for an offset
+// past its own log, it must send the client to the leader, not answer
+// OFFSET_OUT_OF_RANGE (which makes consumers reset their position).
+func TestLaggingFollowerDoesNotSayOutOfRange(t *testing.T) {
+	brokers := startCluster(t, 3, 3, func(c *config.Config) { c.AutoLeaderRebalance = false })
+	cl := newClient(t, brokers[1])
+	if r, err := kadm.NewClient(cl).CreateTopic(ctx(t), 1, 3, nil, "lag"); err != nil || r.Err != nil {
+		t.Fatalf("create: %v %v", err, r.Err)
+	}
+	var leader *Broker
+	waitUntil(t, "a leader", func() bool {
+		for _, b := range brokers {
+			if p := b.reg.get("lag").partition(0); p != nil && p.IsLeader() {
+				leader = b
+				return true
+			}
+		}
+		return false
+	})
+	var follower *Broker
+	var others []*Broker
+	for _, b := range brokers {
+		if b != leader && follower == nil {
+			follower = b
+			continue
+		}
+		others = append(others, b)
+	}
+	isolate(follower, others)
+	defer heal(brokers)
+	pc := newClient(t, leader, kgo.DefaultProduceTopic("lag"))
+	for i := range 10 {
+		if err := pc.ProduceSync(ctx(t), &kgo.Record{Value: []byte{byte(i)}}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if end := follower.reg.get("lag").partition(0).Partition().Log().EndOffset(); end >= 10 {
+		t.Fatalf("the isolated follower has the records (log end %d)", end)
+	}
+	fc := newClient(t, follower)
+	resp, err := fc.Broker(int(follower.cfg.NodeID)).Request(ctx(t), fetchReq(12, "lag", follower.reg.get("lag").id, fetchPart{0, 10}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode; got != kerr.NotLeaderForPartition.Code {
+		t.Errorf("follower asked past its log: error %d, want NOT_LEADER_OR_FOLLOWER (6)", got)
+	}
+	resp, err = cl.Broker(int(leader.cfg.NodeID)).Request(ctx(t), fetchReq(12, "lag", leader.reg.get("lag").id, fetchPart{0, 11}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode; got != kerr.OffsetOutOfRange.Code {
+		t.Errorf("leader asked past its log: error %d, want OFFSET_OUT_OF_RANGE (1)", got)
+	}
+}

@@ -319,12 +319,19 @@ func (r *FetchResult) Release() {
 }
 
 // Fetch reads whole batches from offset, up to maxBytes (at least one batch),
-// never past the high watermark.
+// never past the high watermark. An offset between the high watermark and
+// the log end reads nothing; past the log end it is OFFSET_OUT_OF_RANGE.
 func (p *Partition) Fetch(offset int64, maxBytes int) (FetchResult, error) {
 	hw := p.HighWatermark()
 	res := FetchResult{HighWatermark: hw, LogStartOffset: p.LogStartOffset()}
-	if offset > hw || offset < res.LogStartOffset {
+	switch {
+	case offset < res.LogStartOffset, offset > p.log.EndOffset():
 		return res, kerr.OffsetOutOfRange
+	case offset > hw:
+		// Stored here but not known committed yet (a new leader before its
+		// barrier, a follower behind the leader's commit): nothing to read
+		// now, and not out of range. Kafka answers the same.
+		return res, nil
 	}
 	r, err := p.log.Read(offset, maxBytes, hw)
 	switch {
