@@ -71,6 +71,9 @@ type Broker struct {
 	// idChecked is closed once the data directory's cluster id matches
 	// the cluster's; replicas are opened only after.
 	idChecked chan struct{}
+	// readyCh is closed when the broker first becomes ready; Kafka
+	// connections are accepted only after.
+	readyCh chan struct{}
 }
 
 // New checks the configuration and the data directory's identity
@@ -99,7 +102,7 @@ func New(cfg config.Config, lg zerolog.Logger) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, lg: lg, metrics: metrics.New(), conns: map[*conn]struct{}{}, idChecked: make(chan struct{})}
+	b := &Broker{cfg: cfg, lg: lg, metrics: metrics.New(), conns: map[*conn]struct{}{}, idChecked: make(chan struct{}), readyCh: make(chan struct{})}
 	b.stopCtx, b.stop = context.WithCancel(context.Background())
 	b.closing = b.stopCtx.Done()
 	b.reg = newRegistry(b, ident, defaults)
@@ -260,8 +263,21 @@ func (b *Broker) registerLoop() {
 	if _, err := b.ctrl.Propose(ctx, controller.Command{Op: controller.OpRegisterBroker, Broker: info}); err != nil {
 		return
 	}
+	// Ready only once handlers see the metadata as of the registration:
+	// after a restart the controller replays its log quickly, but the
+	// registry's view is published separately, and until it catches up
+	// existing topics would be answered as unknown.
+	applied := b.ctrl.State().Index
+	for b.reg.view() == nil || b.reg.view().state.Index < applied {
+		select {
+		case <-b.closing:
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 	b.reg.removeLeftovers()
 	b.ready.Store(true)
+	close(b.readyCh)
 	b.lg.Info().Str("cluster_id", got).Int32("controller_leader", b.ctrl.Leader()).Msg("registered with the controller")
 }
 
@@ -307,6 +323,15 @@ func (b *Broker) readyErr() error {
 
 func (b *Broker) acceptLoop() {
 	defer b.bgWG.Done()
+	// Until the broker has registered and its metadata is current, it
+	// would call existing topics unknown (and producers would fail records
+	// for it). Connections wait in the listen backlog instead: clients see
+	// a slow first response, or time out and try another broker.
+	select {
+	case <-b.readyCh:
+	case <-b.closing:
+		return
+	}
 	for {
 		nc, err := b.ln.Accept()
 		if err != nil {
