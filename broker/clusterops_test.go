@@ -21,6 +21,7 @@ import (
 
 	"github.com/sluicemq/sluice/broker/config"
 	"github.com/sluicemq/sluice/broker/controller"
+	"github.com/sluicemq/sluice/replication"
 )
 
 // freePorts reserves n loopback ports and releases them, so a cluster's
@@ -454,7 +455,9 @@ func callRaw(t *testing.T, b *Broker, method, path string, body any) (int, strin
 // preferred replicas, 2 per broker; an explicit transfer moves one, and a
 // rebalance brings it back.
 func TestLeadersSpreadTransferAndRebalance(t *testing.T) {
-	bs := startCluster(t, 3, 3, func(c *config.Config) { c.LeaderRebalanceInterval = 10 * time.Minute })
+	// No automatic balancing: new partitions start on their preferred
+	// replicas by themselves, and the balancer would race the transfer below.
+	bs := startCluster(t, 3, 3, func(c *config.Config) { c.AutoLeaderRebalance = false })
 	b1, b2, b3 := bs[1], bs[2], bs[3]
 	if _, err := b2.reg.create("spread", 6, 3, nil, nil, false); err != nil {
 		t.Fatal(err)
@@ -500,4 +503,70 @@ func TestLeadersSpreadTransferAndRebalance(t *testing.T) {
 		t.Fatalf("rebalance transfers: %+v", rv.Transfers)
 	}
 	waitUntil(t, "preferred leaders again", func() bool { return preferred(clusterOf(t, b3)) })
+}
+
+// TestNewPartitionsStartOnPreferredReplicas: without the leader balancer,
+// a new partition's first election goes to its preferred replica (the
+// others wait longer before campaigning), so clients need not follow a
+// leadership move right after creating a topic.
+func TestNewPartitionsStartOnPreferredReplicas(t *testing.T) {
+	bs := startCluster(t, 3, 3, func(c *config.Config) { c.AutoLeaderRebalance = false })
+	if _, err := bs[1].reg.create("fresh", 6, 3, nil, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	var v clusterView
+	waitUntil(t, "every partition has a leader", func() bool {
+		v = clusterOf(t, bs[2])
+		if len(v.Topics) != 1 {
+			return false
+		}
+		for _, p := range v.Topics[0].Partitions {
+			if p.Leader < 1 {
+				return false
+			}
+		}
+		return true
+	})
+	onPreferred := 0
+	for _, p := range v.Topics[0].Partitions {
+		if p.Leader == p.Replicas[0] {
+			onPreferred++
+		}
+	}
+	// Random first elections would put about 2 of 6 there; allow one
+	// election lost to a stalled core.
+	if onPreferred < 5 {
+		t.Errorf("%d of 6 new partitions were first led by their preferred replica: %+v", onPreferred, v.Topics[0].Partitions)
+	}
+	// The waiting replicas get the normal timeouts back.
+	for _, b := range bs {
+		for i, rep := range b.reg.get("fresh").parts {
+			rf := rep.(*replication.Replica).Raft()
+			waitUntil(t, fmt.Sprintf("broker %d partition %d back to its heartbeat timeout", b.cfg.NodeID, i), func() bool {
+				return rf.ReloadableConfig().HeartbeatTimeout == b.cfg.RaftHeartbeatTimeout
+			})
+		}
+	}
+}
+
+// TestLeaderBalancerRestoresPreferred: with auto_leader_rebalance, a
+// leadership moved off the preferred replica comes back by itself.
+func TestLeaderBalancerRestoresPreferred(t *testing.T) {
+	bs := startCluster(t, 3, 3, func(c *config.Config) { c.LeaderRebalanceInterval = 300 * time.Millisecond })
+	if _, err := bs[1].reg.create("home", 1, 3, nil, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "a preferred leader", func() bool {
+		p := partitionOf(clusterOf(t, bs[1]), "home", 0)
+		return p.Leader == p.Replicas[0]
+	})
+	p := partitionOf(clusterOf(t, bs[1]), "home", 0)
+	var tv transferView
+	if code, raw := call(t, bs[1], "POST", "/v1/partitions/home/0/leader", map[string]int32{"broker": p.Replicas[1]}, &tv); code != http.StatusOK || tv.Leader != p.Replicas[1] {
+		t.Fatalf("transfer: %d %s", code, raw)
+	}
+	waitUntil(t, "leadership back on the preferred replica", func() bool {
+		q := partitionOf(clusterOf(t, bs[p.Replicas[0]]), "home", 0)
+		return q.Leader == p.Replicas[0]
+	})
 }

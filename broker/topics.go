@@ -37,6 +37,7 @@ type replica interface {
 	ApplyRetention() error
 	SetConfig(cfg partition.Config) error
 	Leader() (raft.ServerID, uint64)
+	IsLeader() bool
 	Ready() bool
 	InSync() []raft.ServerID
 	Close() error
@@ -316,6 +317,22 @@ func (r *registry) openReplica(st *controller.State, t *controller.TopicState, p
 	gid := groupID(t.ID, p)
 	topicID := t.ID
 	isOffsets := t.Name == offsetsTopic
+	// The first election of a partition should go to its preferred
+	// replica (the first listed), as Kafka starts a new partition there:
+	// otherwise the leader balancer moves it a moment later and clients
+	// stall while they follow. The other bootstrap replicas wait three
+	// heartbeat timeouts before campaigning until they know a leader.
+	var slowed atomic.Bool
+	slowed.Store(boot != nil && len(a.Replicas) > 0 && a.Replicas[0] != r.b.cfg.NodeID)
+	var opened atomic.Pointer[replication.Replica]
+	openDone := make(chan struct{})
+	tune := func(c *raft.Config) {
+		r.b.tuneRaft(c)
+		if slowed.Load() {
+			c.HeartbeatTimeout *= 3
+			c.ElectionTimeout *= 3
+		}
+	}
 	rep, err := replication.OpenReplica(replication.ReplicaConfig{
 		Dir: r.partDir(t.ID, p), Topic: t.Name, Partition: p, Config: cfg,
 		Options:   partition.Options{Logger: &plg},
@@ -323,9 +340,12 @@ func (r *registry) openReplica(st *controller.State, t *controller.TopicState, p
 		Transport: r.b.mux.Group(gid),
 		Stable:    r.b.stable.Group(gid),
 		Bootstrap: boot,
-		Tune:      r.b.tuneRaft,
+		Tune:      tune,
 		Logger:    rlg,
 		OnLeaderChange: func(leader raft.ServerID, term uint64) {
+			if leader != "" && slowed.CompareAndSwap(true, false) {
+				go r.restoreTimeouts(openDone, &opened)
+			}
 			if leader == raft.ServerID(strconv.Itoa(int(r.b.cfg.NodeID))) {
 				r.b.reportLeader(topicID, p, term)
 			}
@@ -334,11 +354,33 @@ func (r *registry) openReplica(st *controller.State, t *controller.TopicState, p
 			}
 		},
 	})
+	opened.Store(rep)
+	close(openDone)
 	if err != nil {
 		r.b.mux.RemoveGroup(gid)
 		return nil, err
 	}
 	return rep, nil
+}
+
+// restoreTimeouts gives a replica that waited for its preferred replica's
+// first election the broker's raft timeouts again.
+func (r *registry) restoreTimeouts(openDone <-chan struct{}, opened *atomic.Pointer[replication.Replica]) {
+	select {
+	case <-openDone:
+	case <-r.b.closing:
+		return
+	}
+	rep := opened.Load()
+	if rep == nil {
+		return
+	}
+	rf := rep.Raft()
+	rc := rf.ReloadableConfig()
+	rc.HeartbeatTimeout, rc.ElectionTimeout = r.b.cfg.RaftHeartbeatTimeout, r.b.cfg.RaftHeartbeatTimeout
+	if err := rf.ReloadConfig(rc); err != nil {
+		r.lg.Debug().Err(err).Msg("restore raft timeouts")
+	}
 }
 
 func exists(path string) bool {
