@@ -427,35 +427,13 @@ type OffsetReset struct {
 // no members (ErrGroupNotEmpty otherwise): stop the consumers, reset,
 // start them again. AtOffset is clamped to each partition's log.
 func (a *Admin) ResetOffsets(ctx context.Context, group, topic string, to Offset, partitions ...int32) ([]OffsetReset, error) {
-	targets, err := a.offsetsAt(ctx, topic, to)
+	out, err := a.PlanResetOffsets(ctx, group, topic, to, partitions...)
 	if err != nil {
 		return nil, err
 	}
-	if len(partitions) == 0 {
-		for p := range targets {
-			partitions = append(partitions, p)
-		}
-	}
-	slices.Sort(partitions)
-	old, err := a.k.FetchOffsetsForTopics(ctx, group, topic)
-	if err != nil {
-		return nil, groupErr("reset offsets", group, err)
-	}
-	var (
-		out    []OffsetReset
-		commit = kadm.Offsets{}
-	)
-	for _, p := range partitions {
-		at, ok := targets[p]
-		if !ok {
-			return nil, wrap("reset offsets", topic, p, kerr.UnknownTopicOrPartition)
-		}
-		r := OffsetReset{Partition: p, Old: -1, New: at}
-		if o, ok := old.Lookup(topic, p); ok && o.Err == nil && o.At >= 0 {
-			r.Old = o.At
-		}
-		out = append(out, r)
-		commit.Add(kadm.Offset{Topic: topic, Partition: p, At: at, LeaderEpoch: -1})
+	commit := kadm.Offsets{}
+	for _, r := range out {
+		commit.Add(kadm.Offset{Topic: topic, Partition: r.Partition, At: r.New, LeaderEpoch: -1})
 	}
 	res, err := a.k.CommitOffsets(ctx, group, commit)
 	if err == nil {
@@ -468,6 +446,40 @@ func (a *Admin) ResetOffsets(ctx context.Context, group, topic string, to Offset
 				Message: fmt.Sprintf("group %q has members; stop its consumers first", group), Err: kerr.NonEmptyGroup}
 		}
 		return nil, groupErr("reset offsets", group, err)
+	}
+	return out, nil
+}
+
+// PlanResetOffsets is ResetOffsets without the commit (a dry run): the
+// offsets a reset would move group to now. It works while the group has
+// members; the reset itself would still be refused then.
+func (a *Admin) PlanResetOffsets(ctx context.Context, group, topic string, to Offset, partitions ...int32) ([]OffsetReset, error) {
+	targets, err := a.offsetsAt(ctx, topic, to)
+	if err != nil {
+		return nil, err
+	}
+	partitions = slices.Clone(partitions)
+	if len(partitions) == 0 {
+		for p := range targets {
+			partitions = append(partitions, p)
+		}
+	}
+	slices.Sort(partitions)
+	old, err := a.k.FetchOffsetsForTopics(ctx, group, topic)
+	if err != nil {
+		return nil, groupErr("reset offsets", group, err)
+	}
+	var out []OffsetReset
+	for _, p := range partitions {
+		at, ok := targets[p]
+		if !ok {
+			return nil, wrap("reset offsets", topic, p, kerr.UnknownTopicOrPartition)
+		}
+		r := OffsetReset{Partition: p, Old: -1, New: at}
+		if o, ok := old.Lookup(topic, p); ok && o.Err == nil && o.At >= 0 {
+			r.Old = o.At
+		}
+		out = append(out, r)
 	}
 	return out, nil
 }

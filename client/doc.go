@@ -59,7 +59,8 @@
 // whole retained log independently of others. StartAt picks where a group
 // with no commits begins (Beginning by default, End, AtOffset or AtTime).
 // To replay an existing group, stop its consumers and call
-// Admin.ResetOffsets.
+// Admin.ResetOffsets (Admin.PlanResetOffsets previews it). Tail reads a
+// topic without a group, committing nothing.
 //
 // # Options and what they trade
 //

@@ -111,7 +111,12 @@ func retriable(err error) bool {
 		return true
 	}
 	var ne net.Error
-	return errors.As(err, &ne)
+	if !errors.As(err, &ne) {
+		return false
+	}
+	// Every syscall.Errno is a net.Error, file errors (ENOENT) included.
+	_, errno := ne.(syscall.Errno)
+	return !errno
 }
 
 // wrap turns err into an *Error for op, or returns nil for nil.

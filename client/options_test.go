@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -84,6 +86,7 @@ func TestErrorClassification(t *testing.T) {
 		{"http 503", &client.Error{HTTPStatus: 503, Err: errors.New("Service Unavailable")}, true, nil},
 		{"http 409", &client.Error{HTTPStatus: 409, Err: client.ErrConflict}, false, client.ErrConflict},
 		{"plain", errors.New("boom"), false, nil},
+		{"file", &fs.PathError{Op: "open", Path: "/x", Err: syscall.ENOENT}, false, fs.ErrNotExist},
 		{"nil", nil, false, nil},
 	}
 	for _, tc := range tests {
