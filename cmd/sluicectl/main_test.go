@@ -1,8 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,12 +42,11 @@ func writeLog(t *testing.T) []slog.SegmentInfo {
 
 func runCapture(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	root := newRoot()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetArgs(args)
-	err := root.Execute()
-	return out.String(), err
+	r := sctl(t, "", args...)
+	if r.code != exitOK {
+		return r.stdout, fmt.Errorf("exit %d: %s", r.code, r.stderr)
+	}
+	return r.stdout, nil
 }
 
 func TestDumpSegmentText(t *testing.T) {
@@ -112,17 +111,11 @@ func TestDumpSegmentExitCodes(t *testing.T) {
 		{[]string{"debug", "dump-segment", bad}, exitCorrupt},
 		{[]string{"debug", "dump-segment", "/nonexistent.seg"}, exitError},
 		{[]string{"debug", "dump-segment", "notalogfile.txt"}, exitError},
-		{[]string{"debug", "dump-segment"}, exitError},
+		{[]string{"debug", "dump-segment"}, exitUsage},
 	}
 	for _, tc := range tests {
-		stdout, stderr := os.Stdout, os.Stderr
-		devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-		os.Stdout, os.Stderr = devnull, devnull
-		code := run(tc.args)
-		os.Stdout, os.Stderr = stdout, stderr
-		devnull.Close()
-		if code != tc.code {
-			t.Errorf("%v: exit %d, want %d", tc.args, code, tc.code)
+		if r := sctl(t, "", tc.args...); r.code != tc.code {
+			t.Errorf("%v: exit %d, want %d; stderr %s", tc.args, r.code, tc.code, r.stderr)
 		}
 	}
 }
