@@ -209,10 +209,13 @@ func (b *Broker) fetchOnce(r *kmsg.FetchRequest) (*splicedResponse, int, []<-cha
 				}
 				res, err := p.Fetch(rp.FetchOffset, max(limit, 1))
 				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStartOffset
-				if errors.Is(err, kerr.OffsetOutOfRange) && rp.FetchOffset > res.HighWatermark && !rep.IsLeader() {
-					// A follower behind the leader cannot tell: only the
-					// leader may say an offset is past the end, or the
-					// client would reset its position.
+				if errors.Is(err, kerr.OffsetOutOfRange) && rp.FetchOffset > res.HighWatermark && !rep.ConfirmLeader() {
+					// A follower behind the leader (or a leader that was
+					// paused and not yet told of the new term) cannot tell:
+					// only a confirmed leader may say an offset is past the
+					// end, or the client would reset its position. Rare,
+					// so the quorum round trip costs nothing in the common
+					// path.
 					err = kerr.NotLeaderForPartition
 				}
 				if err != nil {

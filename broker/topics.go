@@ -38,6 +38,7 @@ type replica interface {
 	SetConfig(cfg partition.Config) error
 	Leader() (raft.ServerID, uint64)
 	IsLeader() bool
+	ConfirmLeader() bool
 	Ready() bool
 	InSync() []raft.ServerID
 	Close() error

@@ -672,6 +672,17 @@ func (r *Replica) kafkaErr(err error) error {
 	return kerr.KafkaStorageError
 }
 
+// ConfirmLeader reports whether this replica leads and a majority still
+// agrees (a quorum round trip): a leader paused and resumed believes it
+// leads until it hears the new term, and must not answer for the group.
+func (r *Replica) ConfirmLeader() bool {
+	if !r.Ready() {
+		return false
+	}
+	rf := r.rf.Load()
+	return await(rf.VerifyLeader(), rf.gone) == nil
+}
+
 // ListOffset answers ListOffsets on the leader: after it is ready (it has
 // applied its whole log in this term), VerifyLeader confirms that a
 // quorum still follows it (the ReadIndex recipe), so the high watermark
