@@ -7,7 +7,10 @@ FUZZTIME    ?= 10s
 BENCHTIME   ?= 2s
 DATA        ?= ./data
 
-.PHONY: help build run cluster cluster-stop test test-deps verify bench fuzz tools clean
+CHAOS_FLAGS ?=
+CHAOS_SHORT_DURATION ?= 150s
+
+.PHONY: help build run cluster cluster-stop test test-deps verify bench fuzz chaos chaos-short tools clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -41,6 +44,19 @@ bench: ## run the Go benchmarks (see docs/BENCHMARKS.md)
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+chaos-short: ## CI chaos: 3 brokers, ~3 min of mixed faults (kill, pause, partitions, delay, reset) under load; fails on any anomaly
+	$(GO) build -o bin/ ./cmd/sluiced
+	$(GO) run ./scripts/chaos -sluiced bin/sluiced -duration $(CHAOS_SHORT_DURATION) $(CHAOS_FLAGS)
+
+chaos: ## full-scale chaos (about 1 h): 200 kill -9 cycles over >= 1M acked records, then 4 partition/pause schedules of 200 s
+	$(GO) build -o bin/ ./cmd/sluiced
+	$(GO) run ./scripts/chaos -sluiced bin/sluiced -faults kill -leader-frac 0.5 -kill-cycles 200 -min-acked 1000000 \
+		-rate 800 -duration 0 -fault-min 1s -fault-max 4s -heal-min 1s -heal-max 3s -catch-up 5m $(CHAOS_FLAGS)
+	$(GO) run ./scripts/chaos -sluiced bin/sluiced -faults partition-leader,partition-random -duration 200s $(CHAOS_FLAGS)
+	$(GO) run ./scripts/chaos -sluiced bin/sluiced -faults bridge,one-way,delay,reset -duration 200s $(CHAOS_FLAGS)
+	$(GO) run ./scripts/chaos -sluiced bin/sluiced -faults pause,pause-leader -duration 200s -fault-min 3s -fault-max 10s $(CHAOS_FLAGS)
+	$(GO) run ./scripts/chaos -sluiced bin/sluiced -brokers 5 -duration 200s $(CHAOS_FLAGS)
 
 tools: ## install the pinned staticcheck when missing
 	@[ -x $(STATICCHECK) ] && $(STATICCHECK) -version | grep -q $(STATICCHECK_VERSION) || \

@@ -1,0 +1,338 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Fault kinds the nemesis knows.
+var faultKinds = []string{
+	"kill",             // SIGKILL a broker (a leader with probability -leader-frac), restart it after the fault time
+	"kill-leader",      // SIGKILL the leader of a random partition
+	"pause",            // SIGSTOP a broker (a leader with probability -leader-frac) for the fault time, then SIGCONT
+	"pause-leader",     // SIGSTOP the leader of a random partition
+	"partition-leader", // isolate the leader of a random partition from every other broker (minority | majority)
+	"partition-random", // isolate a random minority of brokers
+	"bridge",           // two sides that cannot talk, and one broker that talks to both
+	"one-way",          // a random partition's leader can receive but not send to the others
+	"delay",            // add 20-200 ms of latency to every link
+	"reset",            // reset the connections between random pairs of brokers every 300 ms
+}
+
+// NemesisConfig shapes the fault schedule.
+type NemesisConfig struct {
+	Kinds      []string
+	LeaderFrac float64
+	FaultMin   time.Duration
+	FaultMax   time.Duration
+	HealMin    time.Duration
+	HealMax    time.Duration
+}
+
+// Nemesis injects faults into a cluster, one at a time, healing after each.
+type Nemesis struct {
+	cfg   NemesisConfig
+	c     *Cluster
+	h     *History
+	rng   *rand.Rand
+	topic string
+	parts int
+	logf  func(string, ...any)
+
+	mu      sync.Mutex
+	current string
+	counts  map[string]int
+	kills   int
+	errs    []string
+}
+
+// NewNemesis returns a nemesis whose choices come from seed.
+func NewNemesis(cfg NemesisConfig, c *Cluster, h *History, seed uint64, topic string, parts int, logf func(string, ...any)) *Nemesis {
+	return &Nemesis{cfg: cfg, c: c, h: h, rng: rand.New(rand.NewPCG(seed, 7)), topic: topic, parts: parts, logf: logf, counts: map[string]int{}}
+}
+
+// Current describes the fault in force, "" when healed.
+func (n *Nemesis) Current() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.current
+}
+
+// Counts is how often each kind ran.
+func (n *Nemesis) Counts() map[string]int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	m := map[string]int{}
+	for k, v := range n.counts {
+		m[k] = v
+	}
+	return m
+}
+
+// Kills counts SIGKILLs sent.
+func (n *Nemesis) Kills() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.kills
+}
+
+// Errors are liveness failures met while healing.
+func (n *Nemesis) Errors() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.errs)
+}
+
+func (n *Nemesis) set(desc string) {
+	n.mu.Lock()
+	n.current = desc
+	n.mu.Unlock()
+	if desc != "" {
+		n.logf("fault: %s", desc)
+		n.h.Add(Op{Process: "nemesis", Type: Info, F: FNemesis, Value: "start " + desc})
+	}
+}
+
+func (n *Nemesis) between(lo, hi time.Duration) time.Duration {
+	if hi <= lo {
+		return lo
+	}
+	return lo + time.Duration(n.rng.Int64N(int64(hi-lo)))
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// leaders waits (up to 10 s) until every partition has a known leader and
+// returns them.
+func (n *Nemesis) leaders(ctx context.Context) []int {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ls := n.c.Leaders(ctx, n.topic, n.parts)
+		if !slices.Contains(ls, -1) || time.Now().After(deadline) || ctx.Err() != nil {
+			return ls
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+}
+
+func ledBy(leaders []int, node int) []int32 {
+	var ps []int32
+	for p, l := range leaders {
+		if l == node {
+			ps = append(ps, int32(p))
+		}
+	}
+	return ps
+}
+
+// target picks a victim: the leader of a random partition when leader is
+// set (a random broker up if none is known), else a random broker up.
+func (n *Nemesis) target(ctx context.Context, leader bool) (node int, led []int32, isLeader bool) {
+	ls := n.leaders(ctx)
+	up := n.c.Up()
+	if len(up) == 0 {
+		return 0, nil, false
+	}
+	node = up[n.rng.IntN(len(up))]
+	if leader {
+		p := n.rng.IntN(n.parts)
+		if ls[p] > 0 && slices.Contains(up, ls[p]) {
+			node, isLeader = ls[p], true
+		}
+	}
+	return node, ledBy(ls, node), isLeader
+}
+
+// others lists every broker but node.
+func (n *Nemesis) others(node int) []int {
+	var o []int
+	for _, b := range n.c.Brokers {
+		if b.ID != node {
+			o = append(o, b.ID)
+		}
+	}
+	return o
+}
+
+// isolate cuts every link between the groups a and b, both ways.
+func (n *Nemesis) isolate(a, b []int) {
+	for _, x := range a {
+		for _, y := range b {
+			n.c.Net.Cut(x, y, true)
+			n.c.Net.Cut(y, x, true)
+		}
+	}
+}
+
+// Run injects faults until stop reports true or ctx ends, healing after
+// each one and waiting a healthy while before the next.
+func (n *Nemesis) Run(ctx context.Context, stop func() bool) {
+	for ctx.Err() == nil && !stop() {
+		kind := n.cfg.Kinds[n.rng.IntN(len(n.cfg.Kinds))]
+		n.mu.Lock()
+		n.counts[kind]++
+		n.mu.Unlock()
+		n.inject(ctx, kind)
+		n.Heal(ctx)
+		sleep(ctx, n.between(n.cfg.HealMin, n.cfg.HealMax))
+	}
+}
+
+func (n *Nemesis) inject(ctx context.Context, kind string) {
+	d := n.between(n.cfg.FaultMin, n.cfg.FaultMax)
+	switch kind {
+	case "kill", "kill-leader":
+		node, led, isLeader := n.target(ctx, kind == "kill-leader" || n.rng.Float64() < n.cfg.LeaderFrac)
+		if node == 0 {
+			return
+		}
+		target := "random"
+		if isLeader {
+			target = "leader"
+		}
+		n.set(fmt.Sprintf("%s broker %d (pid %d, %s, leads %v) for %v", kind, node, n.c.Broker(node).PID(), target, led, d.Round(time.Millisecond)))
+		t := n.h.Now()
+		n.c.Kill(node)
+		n.h.Add(Op{T: t, Process: "nemesis", Type: Info, F: FKill, Node: node, Parts: led, Value: target})
+		n.mu.Lock()
+		n.kills++
+		n.mu.Unlock()
+		sleep(ctx, d)
+	case "pause", "pause-leader":
+		node, led, isLeader := n.target(ctx, kind == "pause-leader" || n.rng.Float64() < n.cfg.LeaderFrac)
+		if node == 0 {
+			return
+		}
+		target := "random"
+		if isLeader {
+			target = "leader"
+		}
+		n.set(fmt.Sprintf("%s broker %d (pid %d, %s, leads %v) for %v", kind, node, n.c.Broker(node).PID(), target, led, d.Round(time.Millisecond)))
+		t := n.h.Now()
+		n.c.Pause(node)
+		n.h.Add(Op{T: t, Process: "nemesis", Type: Info, F: FPause, Node: node, Parts: led, Value: target})
+		sleep(ctx, d)
+	case "partition-leader", "one-way":
+		node, led, _ := n.target(ctx, true)
+		if node == 0 {
+			return
+		}
+		rest := n.others(node)
+		if kind == "one-way" {
+			n.set(fmt.Sprintf("one-way: broker %d (leads %v) cannot send to %v for %v", node, led, rest, d.Round(time.Millisecond)))
+			for _, o := range rest {
+				n.c.Net.Cut(node, o, true)
+			}
+		} else {
+			n.set(fmt.Sprintf("partition-leader: [%d] (leads %v) | %v for %v", node, led, rest, d.Round(time.Millisecond)))
+			n.isolate([]int{node}, rest)
+		}
+		sleep(ctx, d)
+	case "partition-random":
+		ids := n.ids()
+		n.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+		k := (len(ids) - 1) / 2
+		minority, majority := sorted(ids[:k]), sorted(ids[k:])
+		n.set(fmt.Sprintf("partition-random: %v | %v for %v", minority, majority, d.Round(time.Millisecond)))
+		n.isolate(minority, majority)
+		sleep(ctx, d)
+	case "bridge":
+		ids := n.ids()
+		n.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+		bridge := ids[0]
+		half := (len(ids) - 1) / 2
+		a, b := sorted(ids[1:1+half]), sorted(ids[1+half:])
+		n.set(fmt.Sprintf("bridge: %v | %v, broker %d talks to both, for %v", a, b, bridge, d.Round(time.Millisecond)))
+		n.isolate(a, b)
+		sleep(ctx, d)
+	case "delay":
+		var desc []string
+		for _, x := range n.ids() {
+			for _, y := range n.ids() {
+				if x != y {
+					l := time.Duration(20+n.rng.IntN(180)) * time.Millisecond
+					n.c.Net.Delay(x, y, l)
+					desc = append(desc, fmt.Sprintf("%d->%d %v", x, y, l))
+				}
+			}
+		}
+		n.set(fmt.Sprintf("delay: %s for %v", strings.Join(desc, ", "), d.Round(time.Millisecond)))
+		sleep(ctx, d)
+	case "reset":
+		n.set(fmt.Sprintf("reset: random pairs every 300ms for %v", d.Round(time.Millisecond)))
+		end := time.Now().Add(d)
+		resets := 0
+		for time.Now().Before(end) && ctx.Err() == nil {
+			ids := n.ids()
+			n.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+			resets += n.c.Net.Reset(ids[0], ids[1])
+			sleep(ctx, 300*time.Millisecond)
+		}
+		n.logf("reset %d connections", resets)
+	default:
+		n.logf("unknown fault kind %q", kind)
+	}
+}
+
+func (n *Nemesis) ids() []int {
+	var ids []int
+	for _, b := range n.c.Brokers {
+		ids = append(ids, b.ID)
+	}
+	return ids
+}
+
+func sorted(xs []int) []int {
+	ys := slices.Clone(xs)
+	sort.Ints(ys)
+	return ys
+}
+
+// Heal removes every network fault, resumes paused brokers, restarts dead
+// ones and waits until all are ready and every partition has a leader.
+func (n *Nemesis) Heal(ctx context.Context) {
+	n.c.Net.Heal()
+	for _, b := range n.c.Brokers {
+		n.c.Resume(b.ID)
+		if !b.Running() {
+			if err := n.c.Start(b.ID); err != nil {
+				n.fail("restart broker %d: %v", b.ID, err)
+			}
+		}
+	}
+	if n.Current() != "" {
+		n.h.Add(Op{Process: "nemesis", Type: Info, F: FNemesis, Value: "heal"})
+	}
+	n.set("")
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for _, b := range n.c.Brokers {
+		if err := n.c.WaitReady(wctx, b.ID); err != nil && ctx.Err() == nil {
+			n.fail("after healing: %v", err)
+		}
+	}
+	if ls := n.leaders(ctx); slices.Contains(ls, -1) && ctx.Err() == nil {
+		n.fail("after healing: partitions without a leader after 10s: %v", ls)
+	}
+}
+
+func (n *Nemesis) fail(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	n.logf("LIVENESS: %s", msg)
+	n.h.Add(Op{Process: "nemesis", Type: Info, F: FNemesis, Value: "liveness: " + msg})
+	n.mu.Lock()
+	n.errs = append(n.errs, msg)
+	n.mu.Unlock()
+}
