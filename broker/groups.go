@@ -45,6 +45,14 @@ func (h groupHost) PartitionExists(topic string, p int32) (exists, known bool) {
 	return false, h.b.Ready()
 }
 
+func (h groupHost) Topic(name string) (group.TopicInfo, bool) {
+	t := h.b.reg.get(name)
+	if t == nil || isInternal(name) {
+		return group.TopicInfo{}, false
+	}
+	return group.TopicInfo{ID: t.id, Partitions: int32(len(t.assign))}, true
+}
+
 // offsetsStore is a __consumer_offsets replica as the coordinator uses it:
 // appends are acks=all, reads stop at the high watermark.
 type offsetsStore struct{ rep replica }

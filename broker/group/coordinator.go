@@ -39,6 +39,9 @@ type Host interface {
 	// PartitionExists reports whether topic has partition p; known is
 	// false while this broker's metadata cannot tell.
 	PartitionExists(topic string, p int32) (exists, known bool)
+	// Topic returns a topic's id and partition count, for share-group
+	// assignments.
+	Topic(name string) (TopicInfo, bool)
 }
 
 // Config sets the coordinator's limits and timings. Zero values take
@@ -65,7 +68,9 @@ type Config struct {
 	// CleanupInterval is how often expired offsets and offsets of deleted
 	// topics are removed (offsets.retention.check.interval.ms: 10 min).
 	CleanupInterval time.Duration
-	Logger          zerolog.Logger
+	// Share sets share-group membership timings.
+	Share  ShareConfig
+	Logger zerolog.Logger
 }
 
 func (c *Config) defaults() {
@@ -93,6 +98,7 @@ func (c *Config) defaults() {
 	if c.CleanupInterval == 0 {
 		c.CleanupInterval = 10 * time.Minute
 	}
+	c.Share.defaults()
 }
 
 // Coordinator is the group coordinator of one broker: it serves the groups
@@ -124,6 +130,7 @@ type shard struct {
 	mu     sync.Mutex
 	closed bool
 	groups map[string]*group
+	shares map[string]*shareGroup // share groups (KIP-932), in memory only
 }
 
 // New starts a coordinator; Close stops it.
@@ -255,7 +262,7 @@ func (c *Coordinator) refresh() {
 			if old != nil {
 				old.close()
 			}
-			s := &shard{c: c, p: p, term: term, store: st, groups: map[string]*group{}}
+			s := &shard{c: c, p: p, term: term, store: st, groups: map[string]*group{}, shares: map[string]*shareGroup{}}
 			c.shards[p] = s
 			c.wg.Add(1)
 			go s.load()

@@ -78,6 +78,13 @@ func (h *fakeHost) PartitionExists(topic string, _ int32) (bool, bool) {
 	return h.topics == nil || h.topics[topic], true
 }
 
+func (h *fakeHost) Topic(name string) (TopicInfo, bool) {
+	if ok, _ := h.PartitionExists(name, 0); !ok {
+		return TopicInfo{}, false
+	}
+	return TopicInfo{ID: [16]byte{1, byte(len(name))}, Partitions: 3}, true
+}
+
 func (h *fakeHost) setLeader(leading bool, term uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

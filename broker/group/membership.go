@@ -63,6 +63,9 @@ func (c *Coordinator) JoinGroup(r *kmsg.JoinGroupRequest, clientID, clientHost s
 	if s.closed {
 		return fail(kerr.NotCoordinator.Code)
 	}
+	if _, share := s.shares[r.Group]; share {
+		return fail(kerr.InconsistentGroupProtocol.Code) // a share group of that name
+	}
 	t := time.Now()
 	g := s.groups[r.Group]
 	if g == nil {
@@ -358,6 +361,7 @@ func (s *shard) tick(t time.Time) {
 	if s.closed {
 		return
 	}
+	s.expireShares(t)
 	for _, g := range s.groups {
 		changed := false
 		for id, d := range g.pending {

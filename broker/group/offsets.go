@@ -379,10 +379,10 @@ func (s *shard) dropGroup(g *group) int16 {
 // ListGroups lists the groups this broker coordinates.
 func (c *Coordinator) ListGroups(r *kmsg.ListGroupsRequest) Responder {
 	resp := r.ResponseKind().(*kmsg.ListGroupsResponse)
-	if slices.ContainsFunc(r.TypesFilter, func(t string) bool { return !strings.EqualFold(t, "classic") }) &&
-		!slices.ContainsFunc(r.TypesFilter, func(t string) bool { return strings.EqualFold(t, "classic") }) {
-		return now(resp) // only classic groups exist here
+	wants := func(kind string) bool {
+		return len(r.TypesFilter) == 0 || slices.ContainsFunc(r.TypesFilter, func(t string) bool { return strings.EqualFold(t, kind) })
 	}
+	classic, share := wants("classic"), wants("share")
 	c.mu.Lock()
 	shards := make([]*shard, 0, len(c.shards))
 	for _, s := range c.shards {
@@ -395,7 +395,13 @@ func (c *Coordinator) ListGroups(r *kmsg.ListGroupsRequest) Responder {
 			continue
 		}
 		s.mu.Lock()
+		if share {
+			s.listShares(r.StatesFilter, &resp.Groups)
+		}
 		for _, g := range s.groups {
+			if !classic {
+				break
+			}
 			st := g.state.String()
 			if len(r.StatesFilter) > 0 && !slices.ContainsFunc(r.StatesFilter, func(f string) bool { return strings.EqualFold(f, st) }) {
 				continue
