@@ -215,6 +215,13 @@ func (b *Broker) describeConfigs(r *kmsg.DescribeConfigsRequest) kmsg.Response {
 			}
 			overrides = t.overrides
 			values = effectiveConfigs(b.reg.defaults, overrides)
+		case kmsg.ConfigResourceTypeGroupConfig:
+			if rr.ResourceName == "" {
+				sr.ErrorCode = kerr.InvalidGroupID.Code
+				resp.Resources = append(resp.Resources, sr)
+				continue
+			}
+			values, overrides = b.groupConfigs(rr.ResourceName)
 		case kmsg.ConfigResourceTypeBroker:
 			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(b.cfg.NodeID)) {
 				sr.ErrorCode = kerr.InvalidRequest.Code
@@ -226,7 +233,7 @@ func (b *Broker) describeConfigs(r *kmsg.DescribeConfigsRequest) kmsg.Response {
 			values, readOnly = b.brokerConfigs(), true
 		default:
 			sr.ErrorCode = kerr.InvalidRequest.Code
-			msg := "only topic and broker configs are supported"
+			msg := "only topic, broker and group configs are supported"
 			sr.ErrorMessage = &msg
 			resp.Resources = append(resp.Resources, sr)
 			continue
@@ -246,9 +253,16 @@ func (b *Broker) describeConfigs(r *kmsg.DescribeConfigsRequest) kmsg.Response {
 			if !readOnly {
 				c.Source = configSource(overrides, name)
 			}
+			if _, ok := overrides[name]; ok && rr.ResourceType == kmsg.ConfigResourceTypeGroupConfig {
+				c.Source = kmsg.ConfigSourceGroupConfig
+			}
 			c.IsDefault = c.Source == kmsg.ConfigSourceDefaultConfig
 			c.ConfigType = configType(name)
-			if def, ok := findTopicConfig(name); ok && r.IncludeDocumentation {
+			def, ok := findTopicConfig(name)
+			if rr.ResourceType == kmsg.ConfigResourceTypeGroupConfig {
+				def, ok = findGroupConfig(name)
+			}
+			if ok && r.IncludeDocumentation {
 				doc := def.doc
 				c.Documentation = &doc
 			}
@@ -269,8 +283,14 @@ func configType(name string) kmsg.ConfigType {
 		return kmsg.ConfigTypeBoolean
 	case name == "max.message.bytes" || name == "segment.bytes" || name == "num.partitions" || name == "message.max.bytes":
 		return kmsg.ConfigTypeInt
-	case name == "min.cleanable.dirty.ratio":
+	case name == "min.cleanable.dirty.ratio", name == "share.retry.backoff.multiplier":
 		return kmsg.ConfigTypeDouble
+	case name == "share.key.ordering":
+		return kmsg.ConfigTypeBoolean
+	case name == "share.auto.offset.reset", name == "share.dead.letter.topic", name == "share.delay.header":
+		return kmsg.ConfigTypeString
+	case name == "share.record.lock.duration.ms", name == "share.delivery.count.limit", name == "share.partition.max.record.locks":
+		return kmsg.ConfigTypeInt
 	}
 	return kmsg.ConfigTypeLong
 }
@@ -290,10 +310,12 @@ func (b *Broker) incrementalAlterConfigs(r *kmsg.IncrementalAlterConfigsRequest)
 func (b *Broker) alterTopicConfigs(rr kmsg.IncrementalAlterConfigsRequestResource, validateOnly bool) error {
 	switch rr.ResourceType {
 	case kmsg.ConfigResourceTypeTopic:
+	case kmsg.ConfigResourceTypeGroupConfig:
+		return b.alterGroupConfigs(rr, validateOnly)
 	case kmsg.ConfigResourceTypeBroker:
 		return terr(kerr.InvalidRequest, "broker configs are static: set them in sluiced's flags, environment or config file")
 	default:
-		return terr(kerr.InvalidRequest, "only topic configs can be altered")
+		return terr(kerr.InvalidRequest, "only topic and group configs can be altered")
 	}
 	t := b.reg.get(rr.ResourceName)
 	if t == nil {

@@ -17,6 +17,7 @@ const (
 	OpDeleteTopic      = "delete_topic"      // Topic, TopicID
 	OpCreatePartitions = "create_partitions" // Topic, Partitions (the new total)
 	OpSetConfigs       = "set_configs"       // Topic, Configs (the complete new overrides)
+	OpSetGroupConfigs  = "set_group_configs" // Group, Configs (the complete new set; empty removes)
 	OpAllocProducerIDs = "alloc_producer_ids"
 	OpSetLeader        = "set_leader"   // TopicID, Partition, Leader, Term
 	OpSetReplicas      = "set_replicas" // TopicID, Partition, Replicas
@@ -46,6 +47,7 @@ type Command struct {
 	BrokerID          int32             `json:"broker_id,omitempty"`
 	Draining          bool              `json:"draining,omitempty"`
 	Topic             string            `json:"topic,omitempty"`
+	Group             string            `json:"group,omitempty"`
 	TopicID           TopicID           `json:"topic_id"`
 	Partitions        int32             `json:"partitions,omitempty"`
 	ReplicationFactor int16             `json:"replication_factor,omitempty"`
@@ -142,6 +144,21 @@ func (s *State) apply(index uint64, data []byte) Result {
 		}
 		t := s.mutTopic(cmd.Topic)
 		t.Configs = maps.Clone(cmd.Configs)
+		return Result{}
+	case OpSetGroupConfigs:
+		if cmd.Group == "" {
+			return fail(kerr.InvalidGroupID, "empty group id")
+		}
+		if len(cmd.Configs) == 0 {
+			if s.GroupConfigs != nil {
+				delete(s.GroupConfigs, cmd.Group)
+			}
+			return Result{}
+		}
+		if s.GroupConfigs == nil {
+			s.GroupConfigs = map[string]map[string]string{}
+		}
+		s.GroupConfigs[cmd.Group] = maps.Clone(cmd.Configs)
 		return Result{}
 	case OpAllocProducerIDs:
 		first := s.NextProducerID

@@ -234,3 +234,34 @@ func TestReassign(t *testing.T) {
 		t.Fatalf("decoded %+v %v", d.Topic("a").Partitions[1], err)
 	}
 }
+
+func TestGroupConfigs(t *testing.T) {
+	s := threeBrokers(t)
+	mustApply(t, s, 10, Command{Op: OpSetGroupConfigs, Group: "g", Configs: map[string]string{"share.auto.offset.reset": "earliest"}})
+	old := s.clone()
+	n := s.clone()
+	mustApply(t, n, 11, Command{Op: OpSetGroupConfigs, Group: "g", Configs: map[string]string{"share.delivery.count.limit": "3"}})
+	mustApply(t, n, 12, Command{Op: OpSetGroupConfigs, Group: "h", Configs: map[string]string{"share.key.ordering": "true"}})
+	if got := old.GroupConfigs["g"]; len(got) != 1 || got["share.auto.offset.reset"] != "earliest" || old.GroupConfigs["h"] != nil {
+		t.Fatalf("published state changed: %v", old.GroupConfigs)
+	}
+	if got := n.GroupConfigs["g"]; len(got) != 1 || got["share.delivery.count.limit"] != "3" {
+		t.Fatalf("set replaces the whole set: %v", got)
+	}
+	mustApply(t, n, 13, Command{Op: OpSetGroupConfigs, Group: "g"})
+	if _, ok := n.GroupConfigs["g"]; ok {
+		t.Fatal("an empty set did not remove the group's configs")
+	}
+	if r := mustApply(t, n, 14, Command{Op: OpSetGroupConfigs, Configs: map[string]string{"a": "b"}}); r.Code != kerr.InvalidGroupID.Code {
+		t.Fatalf("empty group id: %+v", r)
+	}
+	// Survives encoding (snapshots).
+	b, err := n.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := decodeState(b)
+	if err != nil || d.GroupConfigs["h"]["share.key.ordering"] != "true" {
+		t.Fatalf("decoded group configs %v, %v", d.GroupConfigs, err)
+	}
+}

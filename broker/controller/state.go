@@ -17,6 +17,9 @@ type State struct {
 	Brokers        map[int32]*BrokerInfo  `json:"brokers"`
 	Topics         map[string]*TopicState `json:"topics"`
 	NextProducerID int64                  `json:"next_producer_id"`
+	// GroupConfigs are the dynamic configs of consumer and share groups
+	// (Kafka's GROUP config resource), by group id.
+	GroupConfigs map[string]map[string]string `json:"group_configs,omitempty"`
 	// Index is the raft index of the last command applied.
 	Index uint64 `json:"index"`
 
@@ -124,6 +127,7 @@ func (s *State) clone() *State {
 	c.Brokers = maps.Clone(s.Brokers)
 	c.Topics = maps.Clone(s.Topics)
 	c.byID = maps.Clone(s.byID)
+	c.GroupConfigs = maps.Clone(s.GroupConfigs) // values are replaced, never changed
 	return &c
 }
 
