@@ -35,6 +35,7 @@ import (
 	"github.com/sluicemq/sluice/log"
 	"github.com/sluicemq/sluice/log/batch"
 	"github.com/sluicemq/sluice/log/vfs"
+	"github.com/sluicemq/sluice/partition/share"
 )
 
 // TimestampType is a topic's message.timestamp.type.
@@ -111,6 +112,9 @@ type Partition struct {
 
 	hwMu sync.Mutex
 	hwCh chan struct{} // closed and replaced when the high watermark moves
+
+	sharesMu sync.Mutex
+	shares   map[string]*share.Partition // committed share-group states (shares.go)
 }
 
 // OpenReplicated opens (or creates) the partition stored in dir as a

@@ -21,7 +21,33 @@ const (
 	// big-endian. Applied exactly like CmdDeleteRecords; the tag only says
 	// who asked.
 	CmdRetention byte = 3
+	// CmdShareState: a share group's state change on this partition
+	// (package share's delta). The rest is the group's length (uvarint),
+	// the group, then the delta. A non-batch frame.
+	CmdShareState byte = 4
 )
+
+// appendShareState appends a CmdShareState command.
+func appendShareState(dst []byte, group string, delta []byte) []byte {
+	dst = append(dst, CmdShareState)
+	dst = binary.AppendUvarint(dst, uint64(len(group)))
+	dst = append(dst, group...)
+	return append(dst, delta...)
+}
+
+// parseShareState splits a CmdShareState command; ok is false for
+// anything else or a malformed one.
+func parseShareState(data []byte) (group string, delta []byte, ok bool) {
+	if len(data) < 2 || data[0] != CmdShareState {
+		return "", nil, false
+	}
+	n, w := binary.Uvarint(data[1:])
+	if w <= 0 || n > uint64(len(data)-1-w) {
+		return "", nil, false
+	}
+	rest := data[1+w:]
+	return string(rest[:n]), rest[n:], true
+}
 
 // AppendProduce appends a produce command for batch to dst and returns the
 // extended slice. It copies batch; a caller that can read the batch into a

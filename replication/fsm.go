@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -258,6 +260,17 @@ func (f *FSM) apply(l *raft.Log) (resp any, moved bool) {
 		if f.part != nil {
 			f.part.ApplyProduce(h)
 		}
+	case l.Type == raft.LogCommand && len(l.Data) > 0 && l.Data[0] == CmdShareState:
+		group, delta, ok := parseShareState(l.Data)
+		if !ok || f.part == nil {
+			break
+		}
+		if err := f.part.ApplyShare(group, delta); err != nil {
+			// Deterministic on every replica; the leader's working copy
+			// is rebuilt from this committed state when it leads again.
+			f.lg.Error().Err(err).Uint64("index", l.Index).Str("group", group).Msg("share state not applied")
+			return err, false
+		}
 	case l.Type == raft.LogCommand:
 		off, ok := parseDeleteBefore(l.Data)
 		if !ok {
@@ -354,6 +367,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	m.next = m.hw
 	if f.part != nil {
 		m.producers = f.part.ProducerState()
+		m.shares = f.part.ShareStates()
 	}
 	return &manifestSnapshot{m: m, f: f}, nil
 }
@@ -467,11 +481,14 @@ func (f *FSM) adopt(m manifest) error {
 		if err := f.part.RestoreProducerState(m.producers); err != nil {
 			return fmt.Errorf("%w: producer table: %w", ErrSnapshot, err)
 		}
+		if err := f.part.RestoreShareStates(m.shares); err != nil {
+			return fmt.Errorf("%w: %w", ErrSnapshot, err)
+		}
 		f.part.ClearInflight()
 		f.part.SetLogStart(m.logStart)
 		f.part.SetHighWatermark(m.hw)
 	}
-	m.producers = nil
+	m.producers, m.shares = nil, nil
 	f.st = m
 	f.snapshotted(m.index)
 	return nil
@@ -501,13 +518,16 @@ func readManifest(r io.Reader) ([]byte, error) {
 
 // manifest is the FSM state a snapshot records.
 //
-// Encoding (little-endian): magic "SLSN", version 2, 3 reserved zero bytes,
+// Encoding (little-endian): magic "SLSN", version 3, 3 reserved zero bytes,
 // index u64, term u64, high watermark i64, log start offset i64, next
 // offset i64 (the offset the batch after index takes; equal to the high
 // watermark, since a snapshot covers applied entries only), producer table
 // length u32, producer table (package partition's producer snapshot
-// encoding, "SLPS"; empty for the minimal FSM), then a CRC-32C of every
-// byte before it. Version 1 (36 bytes: index, term, high watermark) is
+// encoding, "SLPS"; empty for the minimal FSM), then the share-group
+// states: count u32, and for each, group length u16, group, state length
+// u32, state (package share's snapshot encoding), then a CRC-32C of every
+// byte before it. Version 2 is version 3 without the share states (it is
+// still read). Version 1 (36 bytes: index, term, high watermark) is
 // refused: no released replica wrote it.
 type manifest struct {
 	index, term uint64
@@ -515,11 +535,12 @@ type manifest struct {
 	logStart    int64
 	next        int64
 	producers   []byte
+	shares      map[string][]byte
 }
 
 const (
 	manifestFixed   = 52 // through the producer table length
-	manifestVersion = 2
+	manifestVersion = 3
 	// maxManifestSize bounds what Restore reads: a producer table of
 	// partition.Options.MaxProducers (default 10000) producers with full
 	// dedup windows is under 1 MiB.
@@ -542,6 +563,14 @@ func (m manifest) encode() []byte {
 	binary.LittleEndian.PutUint64(b[40:], uint64(m.next))
 	binary.LittleEndian.PutUint32(b[48:], uint32(len(m.producers)))
 	b = append(b, m.producers...)
+	groups := slices.Sorted(maps.Keys(m.shares))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(groups)))
+	for _, g := range groups {
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(g)))
+		b = append(b, g...)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(m.shares[g])))
+		b = append(b, m.shares[g]...)
+	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
@@ -553,13 +582,14 @@ func decodeManifest(b []byte) (manifest, error) {
 		return manifest{}, fmt.Errorf("%w: more than %d bytes", ErrSnapshot, maxManifestSize)
 	case [4]byte(b[:4]) != manifestMagic:
 		return manifest{}, fmt.Errorf("%w: bad magic % x", ErrSnapshot, b[:4])
-	case b[4] != manifestVersion:
-		return manifest{}, fmt.Errorf("%w: version %d, want %d", ErrSnapshot, b[4], manifestVersion)
+	case b[4] != manifestVersion && b[4] != 2:
+		return manifest{}, fmt.Errorf("%w: version %d, want 2 or %d", ErrSnapshot, b[4], manifestVersion)
 	case binary.LittleEndian.Uint32(b[len(b)-4:]) != crc32.Checksum(b[:len(b)-4], castagnoli):
 		return manifest{}, fmt.Errorf("%w: checksum mismatch", ErrSnapshot)
 	}
 	n := binary.LittleEndian.Uint32(b[48:])
-	if uint64(n) != uint64(len(b)-manifestFixed-4) {
+	body := b[:len(b)-4]
+	if uint64(n) > uint64(len(body)-manifestFixed) || (b[4] == 2 && uint64(n) != uint64(len(body)-manifestFixed)) {
 		return manifest{}, fmt.Errorf("%w: producer table of %d bytes in %d", ErrSnapshot, n, len(b))
 	}
 	m := manifest{
@@ -572,10 +602,55 @@ func decodeManifest(b []byte) (manifest, error) {
 	if n > 0 {
 		m.producers = b[manifestFixed : manifestFixed+int(n)]
 	}
+	if b[4] >= 3 {
+		shares, err := decodeShares(body[manifestFixed+int(n):])
+		if err != nil {
+			return manifest{}, err
+		}
+		m.shares = shares
+	}
 	if m.hw < 0 || m.logStart < 0 || m.logStart > m.hw || m.next < m.hw {
 		return manifest{}, fmt.Errorf("%w: offsets: high watermark %d, log start %d, next %d", ErrSnapshot, m.hw, m.logStart, m.next)
 	}
 	return m, nil
+}
+
+// decodeShares reads the share-group states of a version 3 manifest;
+// every length is checked against the bytes left before it is used.
+func decodeShares(b []byte) (map[string][]byte, error) {
+	bad := func(what string) (map[string][]byte, error) {
+		return nil, fmt.Errorf("%w: share states: %s", ErrSnapshot, what)
+	}
+	if len(b) < 4 {
+		return bad("no count")
+	}
+	count := binary.LittleEndian.Uint32(b)
+	b = b[4:]
+	if uint64(count) > uint64(len(b)/6) { // each takes at least 6 bytes
+		return bad(fmt.Sprintf("%d states in %d bytes", count, len(b)))
+	}
+	out := make(map[string][]byte, count)
+	for range count {
+		if len(b) < 2 {
+			return bad("truncated group")
+		}
+		gl := int(binary.LittleEndian.Uint16(b))
+		if len(b) < 2+gl+4 {
+			return bad("truncated group")
+		}
+		g := string(b[2 : 2+gl])
+		b = b[2+gl:]
+		sl := binary.LittleEndian.Uint32(b)
+		if uint64(sl) > uint64(len(b)-4) {
+			return bad("truncated state")
+		}
+		out[g] = b[4 : 4+int(sl)]
+		b = b[4+int(sl):]
+	}
+	if len(b) != 0 {
+		return bad(fmt.Sprintf("%d trailing bytes", len(b)))
+	}
+	return out, nil
 }
 
 type manifestSnapshot struct {

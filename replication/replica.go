@@ -765,6 +765,15 @@ func (r *Replica) Compact() (log.CompactStats, error) {
 	return r.part.Compact(now())
 }
 
+// ProposeShare replicates a share group's state delta through the group
+// and waits until it is committed (and applied here). Only the leader may.
+func (r *Replica) ProposeShare(group string, delta []byte) error {
+	if !r.Ready() {
+		return kerr.NotLeaderForPartition
+	}
+	return r.propose(appendShareState(nil, group, delta))
+}
+
 func (r *Replica) propose(cmd []byte) error {
 	rf := r.rf.Load()
 	f := rf.Apply(cmd, 0)
