@@ -545,6 +545,98 @@ func TestDecodeFields(t *testing.T) {
 				}
 			},
 		},
+		76: {
+			build: func(v int16) kmsg.Request {
+				r := kmsg.NewPtrShareGroupHeartbeatRequest()
+				r.GroupID, r.MemberID, r.MemberEpoch = "sg", "AAAAAAAAAAAAAAAAAAAAAA==", 0
+				r.RackID = kmsg.StringPtr("rack-a")
+				r.SubscribedTopicNames = []string{"orders", "payments"}
+				return r
+			},
+			check: func(t *testing.T, v int16, m kmsg.Request) {
+				r := m.(*kmsg.ShareGroupHeartbeatRequest)
+				if r.GroupID != "sg" || r.MemberID != "AAAAAAAAAAAAAAAAAAAAAA==" || r.MemberEpoch != 0 || *r.RackID != "rack-a" ||
+					!reflect.DeepEqual(r.SubscribedTopicNames, []string{"orders", "payments"}) {
+					t.Errorf("%+v", r)
+				}
+			},
+		},
+		77: {
+			build: func(v int16) kmsg.Request {
+				r := kmsg.NewPtrShareGroupDescribeRequest()
+				r.GroupIDs = []string{"sg", "sg2"}
+				r.IncludeAuthorizedOperations = true
+				return r
+			},
+			check: func(t *testing.T, v int16, m kmsg.Request) {
+				r := m.(*kmsg.ShareGroupDescribeRequest)
+				if !reflect.DeepEqual(r.GroupIDs, []string{"sg", "sg2"}) || !r.IncludeAuthorizedOperations {
+					t.Errorf("%+v", r)
+				}
+			},
+		},
+		78: {
+			build: func(v int16) kmsg.Request {
+				r := kmsg.NewPtrShareFetchRequest()
+				r.GroupID, r.MemberID = kmsg.StringPtr("sg"), kmsg.StringPtr("m-1")
+				r.ShareSessionEpoch, r.MaxWaitMillis, r.MinBytes, r.MaxBytes = 3, 500, 1, 50<<20
+				r.MaxRecords, r.BatchSize = 500, 500
+				b := kmsg.NewShareFetchRequestTopicPartitionAcknowledgementBatch()
+				b.FirstOffset, b.LastOffset, b.AcknowledgeTypes = 10, 19, []int8{1}
+				p := kmsg.NewShareFetchRequestTopicPartition()
+				p.Partition = 2
+				p.AcknowledgementBatches = []kmsg.ShareFetchRequestTopicPartitionAcknowledgementBatch{b}
+				tp := kmsg.NewShareFetchRequestTopic()
+				tp.TopicID = [16]byte{7, 8}
+				tp.Partitions = []kmsg.ShareFetchRequestTopicPartition{p}
+				r.Topics = []kmsg.ShareFetchRequestTopic{tp}
+				f := kmsg.NewShareFetchRequestForgottenTopicsData()
+				f.TopicID, f.Partitions = [16]byte{9}, []int32{0, 4}
+				r.ForgottenTopicsData = []kmsg.ShareFetchRequestForgottenTopicsData{f}
+				return r
+			},
+			check: func(t *testing.T, v int16, m kmsg.Request) {
+				r := m.(*kmsg.ShareFetchRequest)
+				if *r.GroupID != "sg" || *r.MemberID != "m-1" || r.ShareSessionEpoch != 3 || r.MaxWaitMillis != 500 || r.MinBytes != 1 ||
+					r.MaxBytes != 50<<20 || r.MaxRecords != 500 || r.BatchSize != 500 {
+					t.Errorf("%+v", r)
+				}
+				tp := r.Topics[0]
+				b := tp.Partitions[0].AcknowledgementBatches[0]
+				if tp.TopicID != [16]byte{7, 8} || tp.Partitions[0].Partition != 2 || b.FirstOffset != 10 || b.LastOffset != 19 ||
+					!reflect.DeepEqual(b.AcknowledgeTypes, []int8{1}) {
+					t.Errorf("%+v", tp)
+				}
+				if f := r.ForgottenTopicsData; len(f) != 1 || f[0].TopicID != [16]byte{9} || !reflect.DeepEqual(f[0].Partitions, []int32{0, 4}) {
+					t.Errorf("forgotten %+v", f)
+				}
+			},
+		},
+		79: {
+			build: func(v int16) kmsg.Request {
+				r := kmsg.NewPtrShareAcknowledgeRequest()
+				r.GroupID, r.MemberID, r.ShareSessionEpoch = kmsg.StringPtr("sg"), kmsg.StringPtr("m-1"), -1
+				b := kmsg.NewShareAcknowledgeRequestTopicPartitionAcknowledgementBatch()
+				b.FirstOffset, b.LastOffset, b.AcknowledgeTypes = 5, 7, []int8{1, 0, 3} // one type per offset
+				p := kmsg.NewShareAcknowledgeRequestTopicPartition()
+				p.Partition = 1
+				p.AcknowledgementBatches = []kmsg.ShareAcknowledgeRequestTopicPartitionAcknowledgementBatch{b}
+				tp := kmsg.NewShareAcknowledgeRequestTopic()
+				tp.TopicID = [16]byte{3}
+				tp.Partitions = []kmsg.ShareAcknowledgeRequestTopicPartition{p}
+				r.Topics = []kmsg.ShareAcknowledgeRequestTopic{tp}
+				return r
+			},
+			check: func(t *testing.T, v int16, m kmsg.Request) {
+				r := m.(*kmsg.ShareAcknowledgeRequest)
+				tp := r.Topics[0]
+				b := tp.Partitions[0].AcknowledgementBatches[0]
+				if *r.GroupID != "sg" || *r.MemberID != "m-1" || r.ShareSessionEpoch != -1 || tp.TopicID != [16]byte{3} ||
+					tp.Partitions[0].Partition != 1 || b.FirstOffset != 5 || b.LastOffset != 7 || !reflect.DeepEqual(b.AcknowledgeTypes, []int8{1, 0, 3}) {
+					t.Errorf("%+v", r)
+				}
+			},
+		},
 	}
 	for _, a := range Supported {
 		c, ok := cases[a.Key]
@@ -573,6 +665,7 @@ func i16(v int16) []byte { return []byte{byte(uint16(v) >> 8), byte(v)} }
 func i32(v int32) []byte {
 	return []byte{byte(uint32(v) >> 24), byte(uint32(v) >> 16), byte(uint32(v) >> 8), byte(v)}
 }
+func i64(v int64) []byte         { return cat(i32(int32(v>>32)), i32(int32(v))) }
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
 func TestDecodeBadInput(t *testing.T) {
@@ -626,6 +719,16 @@ func TestDecodeBadInput(t *testing.T) {
 		{"join group v10 above max", header(11, 10, 1, -1, ""), ErrUnsupportedVersion, true},
 		{"describe groups v7", header(15, 7, 1, -1, ""), ErrUnsupportedVersion, true},
 		{"offset delete v1", header(47, 1, 1, -1, ""), ErrUnsupportedVersion, true},
+		{"unknown key 67 between the keys", header(67, 0, 1, -1, ""), ErrUnknownAPI, true},
+		{"unknown key 75 below the share APIs", header(75, 0, 1, -1, "", 0), ErrUnknownAPI, true},
+		{"unknown key 80 above the table", header(80, 0, 1, -1, "", 0), ErrUnknownAPI, true},
+		{"share group heartbeat v0 early access", header(76, 0, 1, -1, "", 0), ErrUnsupportedVersion, true},
+		{"share group heartbeat v2", header(76, 2, 1, -1, "", 0), ErrUnsupportedVersion, true},
+		{"share group describe v0 early access", header(77, 0, 1, -1, "", 0), ErrUnsupportedVersion, true},
+		{"share fetch v0 early access", header(78, 0, 1, -1, "", 0), ErrUnsupportedVersion, true},
+		{"share fetch v2 renew not yet accepted", header(78, 2, 1, -1, "", 0), ErrUnsupportedVersion, true},
+		{"share acknowledge v0 early access", header(79, 0, 1, -1, "", 0), ErrUnsupportedVersion, true},
+		{"share acknowledge v2 renew not yet accepted", header(79, 2, 1, -1, "", 0), ErrUnsupportedVersion, true},
 		{"missing header tags", header(3, 12, 1, -1, ""), ErrMalformedRequest, true},
 		{"header tags count huge", header(3, 12, 1, -1, "", hugeTags...), ErrMalformedRequest, true},
 		{"header tag size past end", header(3, 12, 1, -1, "", 1, 5, 100, 1), ErrMalformedRequest, true},
@@ -724,6 +827,15 @@ func TestDecodeValidEdgeCases(t *testing.T) {
 		{"sync group v5 null protocol type and name", cat(header(14, 5, 1, -1, "", 0), syncGroupV5, []byte{2}, cstr("m"), []byte{1, 0, 0})},
 		{"leave group v4 null instance id", cat(header(13, 4, 1, -1, "", 0), cstr("g"), []byte{2}, cstr("m"), []byte{0, 0, 0})},
 		{"list groups v5 empty filters", cat(header(16, 5, 1, -1, "", 0), []byte{1, 1, 0})},
+		{"share group heartbeat v1 null rack id and topic names", cat(header(76, 1, 1, -1, "", 0), shareHeartbeatV1, []byte{0, 0, 0})},
+		{"share group describe v1 no groups", cat(header(77, 1, 1, -1, "", 0), []byte{1, 0, 0})},
+		{"share fetch v1 null group and member ids", cat(header(78, 1, 1, -1, "", 0), []byte{0, 0}, make([]byte, 24), []byte{1, 1, 0})},
+		{"share fetch v1 ack-only partition also forgotten", cat(header(78, 1, 1, -1, "", 0), shareFetchV1, shareTopicOnePartition,
+			[]byte{2}, i64(0), i64(9), []byte{2, 2, 0, 0, 0}, []byte{2}, make([]byte, 16), []byte{2}, i32(0), []byte{0, 0})},
+		{"share fetch v1 empty acknowledge types", cat(header(78, 1, 1, -1, "", 0), shareFetchV1, shareTopicOnePartition,
+			[]byte{2}, i64(0), i64(0), []byte{1, 0, 0, 0, 1, 0})},
+		{"share acknowledge v1 close with per-offset types", cat(header(79, 1, 1, -1, "", 0), cstr("sg"), cstr("m"), i32(-1), shareTopicOnePartition,
+			[]byte{2}, i64(0), i64(3), []byte{5, 1, 0, 2, 3, 0, 0, 0, 0})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, err := Decode(tc.frame)
@@ -918,5 +1030,139 @@ func TestWalkTopicIDVersions(t *testing.T) {
 	ok := cat([]byte{2}, cstr("g"), []byte{0}, i32(-1), []byte{2}, make([]byte, 16), []byte{1, 0, 0, 0, 0})
 	if _, err := walkBody(offsetFetchRequest, 10, ok); err != nil {
 		t.Errorf("offset fetch v10 with one topic id: %v", err)
+	}
+}
+
+// Hand-built body prefixes of the share-group requests (all flexible).
+var (
+	// ShareFetch v1 up to its topics (29 bytes): group "sg", member "m",
+	// session epoch 1, max wait 500 ms, min bytes 1, max bytes 1 MiB, max
+	// records 500, batch size 500.
+	shareFetchV1 = cat(cstr("sg"), cstr("m"), i32(1), i32(500), i32(1), i32(1<<20), i32(500), i32(500))
+	// ShareAcknowledge v1 up to its topics (9 bytes): group "sg", member
+	// "m", session epoch 1.
+	shareAckV1 = cat(cstr("sg"), cstr("m"), i32(1))
+	// ShareGroupHeartbeat v1 up to its rack id (9 bytes): group "sg",
+	// member "m", member epoch 0.
+	shareHeartbeatV1 = cat(cstr("sg"), cstr("m"), i32(0))
+	// One topic id (16 bytes) opening a ShareFetch or ShareAcknowledge
+	// topic, followed by one partition 0 (so the next byte is the
+	// acknowledgement batch count).
+	shareTopicOnePartition = cat([]byte{2}, make([]byte, 16), []byte{2}, i32(0))
+)
+
+// sharePartitionsTagged returns n ShareFetch v1 partitions with no
+// acknowledgement batches and one unknown tagged field each, 8 bytes on the
+// wire for 40 bytes of Go struct and a map (about 53x).
+func sharePartitionsTagged(n int) []byte {
+	b := appendUvarint(nil, uint32(n+1))
+	for i := range n {
+		b = append(append(b, i32(int32(i))...), 1, 1, 20, 0)
+	}
+	return b
+}
+
+// TestDecodeShareHostile feeds share-group requests (KIP-932) built to get
+// past kmsg's own checks, as TestDecodeGroupHostile does for the classic
+// group APIs: acknowledgement batch and type counts beyond the bytes
+// present, null (compact count 0) for arrays Kafka never allows to be
+// null, lengths past the end, budgets. Each must fail with the walker's
+// specific error; kmsgAccepts records whether kmsg alone would have
+// decoded the body without error.
+func TestDecodeShareHostile(t *testing.T) {
+	hugeCompact := []byte{0xff, 0xff, 0xff, 0xff, 0x07} // 2^31-1 elements
+	fetch := func(parts ...[]byte) []byte { return cat(header(78, 1, 1, -1, "", 0), shareFetchV1, cat(parts...)) }
+	ack := func(parts ...[]byte) []byte { return cat(header(79, 1, 1, -1, "", 0), shareAckV1, cat(parts...)) }
+	batch := func(types ...byte) []byte { return cat(i64(100), i64(109), types) }
+	for _, tc := range []struct {
+		name        string
+		frame       []byte
+		want        string
+		kmsgAccepts bool
+	}{
+		// ShareFetch v1.
+		{"share fetch v1 acknowledgement batches 2^31-1 in a tiny body", fetch(shareTopicOnePartition, hugeCompact, []byte{0, 0, 0, 0}),
+			"acknowledgement_batches at offset 56: 2147483646 elements of at least 18 bytes need more than the 4 bytes remaining", false},
+		{"share fetch v1 acknowledgement batches beyond min size", fetch(shareTopicOnePartition, []byte{4}, make([]byte, 40)),
+			"acknowledgement_batches at offset 52: 3 elements of at least 18 bytes need more than the 40 bytes remaining", false},
+		{"share fetch v1 acknowledge types past the end", fetch(shareTopicOnePartition, []byte{2}, batch(101), []byte{1, 2, 3}),
+			"acknowledge_types at offset 69: 100 elements of at least 1 bytes need more than the 3 bytes remaining", false},
+		{"share fetch v1 acknowledge types 2^31-1", fetch(shareTopicOnePartition, []byte{2}, batch(hugeCompact...), []byte{1, 0, 0, 0, 0}),
+			"acknowledge_types at offset 73: 2147483646 elements of at least 1 bytes", false},
+		{"share fetch v1 acknowledge types null", fetch(shareTopicOnePartition, []byte{2}, batch(0), []byte{0, 0, 0, 1, 0}),
+			"acknowledge_types at offset 69: invalid array count -1", true},
+		{"share fetch v1 acknowledgement batches null", fetch(shareTopicOnePartition, []byte{0, 0, 0, 1, 0}),
+			"acknowledgement_batches at offset 52: invalid array count -1", true},
+		{"share fetch v1 partitions null", fetch([]byte{2}, make([]byte, 16), []byte{0, 0, 1, 0}),
+			"partitions at offset 47: invalid array count -1", true},
+		{"share fetch v1 topics null", fetch([]byte{0, 1, 0}),
+			"topics at offset 30: invalid array count -1", true},
+		{"share fetch v1 topics 2^31-1", fetch(hugeCompact, make([]byte, 8)),
+			"topics at offset 34: 2147483646 elements of at least 18 bytes", false},
+		{"share fetch v1 partitions beyond the bytes", fetch([]byte{2}, make([]byte, 16), []byte{100}, make([]byte, 60)),
+			"partitions at offset 47: 99 elements of at least 6 bytes need more than the 60 bytes remaining", false},
+		{"share fetch v1 forgotten topics null", fetch([]byte{1, 0, 0}),
+			"forgotten_topics_data at offset 31: invalid array count -1", true},
+		{"share fetch v1 forgotten partitions null", fetch([]byte{1, 2}, make([]byte, 16), []byte{0, 0, 0}),
+			"partitions at offset 48: invalid array count -1", true},
+		{"share fetch v1 forgotten partitions beyond the bytes", fetch([]byte{1, 2}, make([]byte, 16), []byte{10}, make([]byte, 20)),
+			"partitions at offset 48: 9 elements of at least 4 bytes need more than the 20 bytes remaining", false},
+		{"share fetch v1 member id past the end", cat(header(78, 1, 1, -1, "", 0), cstr("sg"), []byte{101}, []byte("m")),
+			"member_id at offset 4: length 100 exceeds the 1 bytes remaining", false},
+		// (Not 2^32-1 tags: kmsg alone would spin on that for minutes.)
+		{"share fetch v1 batch tags beyond the bytes", fetch(shareTopicOnePartition, []byte{2}, batch(2, 1), []byte{0x80, 0x08}, []byte{0, 0, 1, 0}),
+			"tagged fields at offset 72: 1024 tagged fields need more than the 4 bytes remaining", false},
+		{"share fetch v1 trailing byte", fetch([]byte{1, 1, 0, 7}),
+			"1 trailing bytes after the request", true},
+		{"share fetch v1 tagged partitions over budget", fetch([]byte{2}, make([]byte, 16), sharePartitionsTagged(30000), []byte{0, 1, 0}),
+			"would allocate about", true},
+		// ShareAcknowledge v1.
+		{"share acknowledge v1 acknowledgement batches 2^31-1 in a tiny body", ack(shareTopicOnePartition, hugeCompact, []byte{0, 0, 0}),
+			"acknowledgement_batches at offset 36: 2147483646 elements of at least 18 bytes need more than the 3 bytes remaining", false},
+		{"share acknowledge v1 acknowledge types past the end", ack(shareTopicOnePartition, []byte{2}, batch(0x80, 0x01), []byte{1, 2}),
+			"acknowledge_types at offset 50: 127 elements of at least 1 bytes need more than the 2 bytes remaining", false},
+		{"share acknowledge v1 acknowledge types null", ack(shareTopicOnePartition, []byte{2}, batch(0), []byte{0, 0, 0, 0}),
+			"acknowledge_types at offset 49: invalid array count -1", true},
+		{"share acknowledge v1 topics null", ack([]byte{0, 0}),
+			"topics at offset 10: invalid array count -1", true},
+		{"share acknowledge v1 partitions null", ack([]byte{2}, make([]byte, 16), []byte{0, 0, 0}),
+			"partitions at offset 27: invalid array count -1", true},
+		// ShareGroupHeartbeat v1.
+		{"share group heartbeat v1 group id null", cat(header(76, 1, 1, -1, "", 0), []byte{0}, cstr("m"), i32(0), []byte{0, 0, 0}),
+			"group_id at offset 1: invalid length -1", false},
+		{"share group heartbeat v1 member id null", cat(header(76, 1, 1, -1, "", 0), cstr("sg"), []byte{0}, i32(0), []byte{0, 0, 0}),
+			"member_id at offset 4: invalid length -1", false},
+		{"share group heartbeat v1 rack id past the end", cat(header(76, 1, 1, -1, "", 0), shareHeartbeatV1, []byte{50}, []byte{0, 0}),
+			"rack_id at offset 10: length 49 exceeds the 2 bytes remaining", false},
+		{"share group heartbeat v1 topic names 2^31-1", cat(header(76, 1, 1, -1, "", 0), shareHeartbeatV1, []byte{0}, hugeCompact, []byte{0}),
+			"subscribed_topic_names at offset 15: 2147483646 elements of at least 1 bytes", false},
+		{"share group heartbeat v1 topic name null", cat(header(76, 1, 1, -1, "", 0), shareHeartbeatV1, []byte{0, 3}, cstr("t"), []byte{0, 0}),
+			"subscribed_topic_names at offset 14: invalid length -1", false},
+		// ShareGroupDescribe v1.
+		{"share group describe v1 group ids null", cat(header(77, 1, 1, -1, "", 0), []byte{0, 1, 0}),
+			"group_ids at offset 1: invalid array count -1", true},
+		{"share group describe v1 group ids beyond the bytes", cat(header(77, 1, 1, -1, "", 0), []byte{9}, cstr("g"), []byte{1, 0}),
+			"group_ids at offset 1: 8 elements of at least 1 bytes need more than the 4 bytes remaining", false},
+		{"share group describe v1 missing the operations flag", cat(header(77, 1, 1, -1, "", 0), []byte{2}, cstr("g")),
+			"include_authorized_operations at offset 3: need 1 bytes, 0 remain", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := Decode(tc.frame)
+			if !errors.Is(err, ErrMalformedRequest) || !wrapsOneSentinel(err) {
+				t.Fatalf("err = %v, want ErrMalformedRequest", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v\nwant it to contain %q", err, tc.want)
+			}
+			if req == nil || req.Msg != nil || req.Header.Key != int16(binary.BigEndian.Uint16(tc.frame)) {
+				t.Fatalf("request %+v", req)
+			}
+			body := bodyOf(t, tc.frame, req.Header)
+			direct := kmsg.RequestForKey(req.Header.Key)
+			direct.SetVersion(req.Header.Version)
+			if kerr := direct.ReadFrom(body); (kerr == nil) != tc.kmsgAccepts {
+				t.Errorf("kmsg alone: %v, want accepted %v", kerr, tc.kmsgAccepts)
+			}
+		})
 	}
 }

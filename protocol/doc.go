@@ -44,7 +44,7 @@
 //     frame at MaxControlRequestBytes (1 MiB) because kmsg's decoders may
 //     allocate tens of times a frame's size for arrays of tiny elements.
 //  2. Decode walks the body against a schema of the request (one file per
-//     API key, 00_produce.go ... 60_describe_cluster.go) before kmsg sees
+//     API key, 00_produce.go ... 79_share_acknowledge.go) before kmsg sees
 //     it: every array count is checked against the bytes remaining with the
 //     element's real minimum size, every length and tagged-field section is
 //     bounded, and trailing bytes are rejected. This also stops a kmsg

@@ -240,6 +240,7 @@ func decodeSeeds(tb testing.TB) []seed {
 		{8, 2}, {8, 7}, {8, 8}, {8, 9}, {9, 1}, {9, 2}, {9, 6}, {9, 8}, {9, 9}, {11, 2}, {11, 5}, {11, 6}, {11, 9},
 		{12, 0}, {12, 4}, {13, 0}, {13, 3}, {13, 5}, {14, 0}, {14, 5}, {15, 0}, {15, 6}, {16, 0}, {16, 5},
 		{42, 0}, {42, 3}, {47, 0},
+		{76, 1}, {77, 1}, {78, 1}, {79, 1},
 	} {
 		req := randomRequest(r, kv[0], kv[1])
 		name := fmt.Sprintf("valid_%s_v%d", kmsg.NameForKey(kv[0]), kv[1])
@@ -265,6 +266,20 @@ func decodeSeeds(tb testing.TB) []seed {
 		seed{name: "offset_fetch_v2_null_topics", data: cat(header(9, 2, 14, -1, ""), str("g"), i32(-1))},
 		seed{name: "offset_fetch_v8_null_group_topics", data: cat(header(9, 8, 15, -1, "", 0), []byte{2}, cstr("g"), []byte{0, 0, 0, 0})},
 		seed{name: "leave_group_v5_null_instance_and_reason", data: cat(header(13, 5, 16, -1, "", 0), cstr("g"), []byte{2}, cstr("m"), []byte{0, 0, 0, 0})},
+		// Share groups (KIP-932): valid edge cases, then hostile bodies.
+		seed{name: "share_group_heartbeat_v1_null_rack_and_topics", data: cat(header(76, 1, 17, -1, "", 0), shareHeartbeatV1, []byte{0, 0, 0})},
+		seed{name: "share_fetch_v1_ack_only_partition_forgotten", data: cat(header(78, 1, 18, -1, "", 0), shareFetchV1, shareTopicOnePartition,
+			[]byte{2}, i64(0), i64(9), []byte{2, 2, 0, 0, 0}, []byte{2}, make([]byte, 16), []byte{2}, i32(0), []byte{0, 0})},
+		seed{name: "share_acknowledge_v1_per_offset_types", data: cat(header(79, 1, 19, -1, "", 0), cstr("sg"), cstr("m"), i32(-1), shareTopicOnePartition,
+			[]byte{2}, i64(0), i64(3), []byte{5, 1, 0, 2, 3, 0, 0, 0, 0})},
+		seed{name: "share_fetch_v1_huge_ack_batch_count", data: cat(header(78, 1, 20, -1, "", 0), shareFetchV1, shareTopicOnePartition, hugeTags[:4], []byte{0x07, 0, 0, 0, 0})},
+		seed{name: "share_fetch_v1_ack_types_past_end", data: cat(header(78, 1, 21, -1, "", 0), shareFetchV1, shareTopicOnePartition, []byte{2}, i64(100), i64(109), []byte{101, 1, 2, 3})},
+		seed{name: "share_fetch_v1_null_ack_types", data: cat(header(78, 1, 22, -1, "", 0), shareFetchV1, shareTopicOnePartition, []byte{2}, i64(100), i64(109), []byte{0, 0, 0, 0, 1, 0})},
+		seed{name: "share_fetch_v1_null_topics", data: cat(header(78, 1, 23, -1, "", 0), shareFetchV1, []byte{0, 1, 0})},
+		seed{name: "share_fetch_v0_early_access", data: cat(header(78, 0, 24, -1, "", 0), cstr("sg"), cstr("m"), make([]byte, 16), []byte{1, 1, 0})},
+		seed{name: "share_acknowledge_v1_huge_ack_batch_count", data: cat(header(79, 1, 25, -1, "", 0), shareAckV1, shareTopicOnePartition, hugeTags[:4], []byte{0x07, 0, 0, 0})},
+		seed{name: "share_group_heartbeat_v1_null_topic_name", data: cat(header(76, 1, 26, -1, "", 0), shareHeartbeatV1, []byte{0, 3}, cstr("t"), []byte{0, 0})},
+		seed{name: "share_group_describe_v1_null_group_ids", data: cat(header(77, 1, 27, -1, "", 0), []byte{0, 1, 0})},
 	)
 	return seeds
 }

@@ -156,9 +156,77 @@ func amplifiers() []struct {
 		// one unknown tag.
 		b = cat(offsetCommitV8, []byte{2}, cstr("t"), appendUvarint(nil, uint32(n+1)))
 		for i := range n {
-			b = cat(b, i32(int32(i)), make([]byte, 8), i32(-1), []byte{0, 1, 20, 0})
+			b = append(b, cat(i32(int32(i)), make([]byte, 8), i32(-1), []byte{0, 1, 20, 0})...)
 		}
 		out = append(out, amp{fmt.Sprintf("offset commit v8 %d tagged partitions", n), 8, 8, append(b, 0, 0)})
+		// ShareFetch v1: n topic ids with no partitions.
+		b = cat(shareFetchV1, appendUvarint(nil, uint32(n+1)))
+		for range n {
+			b = append(b, make([]byte, 16)...)
+			b = append(b, 1, 0)
+		}
+		out = append(out, amp{fmt.Sprintf("share fetch v1 %d topics", n), 78, 1, append(b, 1, 0)})
+		// ShareFetch v1: one topic, n partitions with no acknowledgements.
+		b = cat(shareFetchV1, []byte{2}, make([]byte, 16), appendUvarint(nil, uint32(n+1)))
+		for i := range n {
+			b = append(append(b, i32(int32(i))...), 1, 0)
+		}
+		out = append(out, amp{fmt.Sprintf("share fetch v1 %d partitions", n), 78, 1, append(b, 0, 1, 0)})
+		// ShareFetch v1: one partition, n acknowledgement batches of one
+		// type each (kgo's shape).
+		b = cat(shareFetchV1, shareTopicOnePartition, appendUvarint(nil, uint32(n+1)))
+		for i := range n {
+			b = append(append(b, i64(int64(2*i))...), i64(int64(2*i))...)
+			b = append(b, 2, 1, 0)
+		}
+		out = append(out, amp{fmt.Sprintf("share fetch v1 %d batches", n), 78, 1, append(b, 0, 0, 1, 0)})
+		// ShareFetch v1: n topics of 4 partitions of 2 batches, one with
+		// an empty type array.
+		// (3000 topics, not 30000, keep the body under the 1 MiB cap.)
+		topics := n
+		if n > 1000 {
+			topics = n / 10
+		}
+		b = cat(shareFetchV1, appendUvarint(nil, uint32(topics+1)))
+		for range topics {
+			b = append(b, make([]byte, 16)...)
+			b = append(b, 5)
+			for p := range 4 {
+				b = append(b, cat(i32(int32(p)), []byte{3}, i64(0), i64(0), []byte{1, 0}, i64(1), i64(1), []byte{2, 2, 0}, []byte{0})...)
+			}
+			b = append(b, 0)
+		}
+		out = append(out, amp{fmt.Sprintf("share fetch v1 %d topics x 4 partitions x 2 batches", topics), 78, 1, append(b, 1, 0)})
+		// ShareFetch v1: n partitions with one unknown tag each (over the
+		// budget from a few thousand on).
+		b = cat(shareFetchV1, []byte{2}, make([]byte, 16), sharePartitionsTagged(n))
+		out = append(out, amp{fmt.Sprintf("share fetch v1 %d tagged partitions", n), 78, 1, append(b, 0, 1, 0)})
+		// ShareFetch v1: n forgotten topics with no partitions.
+		b = cat(shareFetchV1, []byte{1}, appendUvarint(nil, uint32(n+1)))
+		for range n {
+			b = append(b, make([]byte, 16)...)
+			b = append(b, 1, 0)
+		}
+		out = append(out, amp{fmt.Sprintf("share fetch v1 %d forgotten topics", n), 78, 1, append(b, 0)})
+		// ShareAcknowledge v1: one partition, n batches with empty types.
+		b = cat(shareAckV1, shareTopicOnePartition, appendUvarint(nil, uint32(n+1)))
+		for range n {
+			b = append(b, make([]byte, 16)...)
+			b = append(b, 1, 0)
+		}
+		out = append(out, amp{fmt.Sprintf("share acknowledge v1 %d batches", n), 79, 1, append(b, 0, 0, 0)})
+		// ShareGroupHeartbeat v1: n one-letter topic names.
+		b = cat(shareHeartbeatV1, []byte{0}, appendUvarint(nil, uint32(n+1)))
+		for range n {
+			b = append(b, 2, 'a')
+		}
+		out = append(out, amp{fmt.Sprintf("share group heartbeat v1 %d topics", n), 76, 1, append(b, 0)})
+		// ShareGroupDescribe v1: n empty group ids.
+		b = appendUvarint(nil, uint32(n+1))
+		for range n {
+			b = append(b, 1)
+		}
+		out = append(out, amp{fmt.Sprintf("share group describe v1 %d groups", n), 77, 1, append(b, 0, 0)})
 	}
 	return out
 }

@@ -48,6 +48,7 @@ const (
 	kBytes                          // int32 length (compact: uvarint length+1), never null
 	kNullableBytes                  // as kBytes; -1 (compact: 0) is null
 	kStructArray                    // int32 count (compact: uvarint count+1) of elem
+	kInt8Array                      // count of int8
 	kInt32Array                     // count of int32
 	kStringArray                    // count of kString
 	kStruct                         // elem inline (only as a known tagged field's content)
@@ -114,6 +115,7 @@ func stringF(name string) field     { return fld(name, kString) }
 func nullStringF(name string) field { return fld(name, kNullableString) }
 func bytesF(name string) field      { return fld(name, kBytes) }
 func nullBytesF(name string) field  { return fld(name, kNullableBytes) }
+func int8sF(name string) field      { return fld(name, kInt8Array) }
 func int32sF(name string) field     { return fld(name, kInt32Array) }
 func stringsF(name string) field    { return fld(name, kStringArray) }
 func structF(name string, t *structType) field {
@@ -361,14 +363,18 @@ func (w *walker) walkField(f *field) error {
 			}
 		}
 		return nil
-	case kInt32Array:
-		n, err := w.count(f.name, w.version >= f.nullSince, 4)
+	case kInt8Array, kInt32Array:
+		size := 4
+		if f.kind == kInt8Array {
+			size = 1
+		}
+		n, err := w.count(f.name, w.version >= f.nullSince, size)
 		if err != nil {
 			return err
 		}
 		if n > 0 {
-			w.pos += 4 * n
-			w.alloc += allocSize(4 * int64(n))
+			w.pos += size * n
+			w.alloc += allocSize(int64(size) * int64(n))
 		}
 		return nil
 	case kStringArray:
@@ -572,6 +578,10 @@ var schemas = []*apiSchema{
 	incrementalAlterConfigsRequest,
 	offsetDeleteRequest,
 	describeClusterRequest,
+	shareGroupHeartbeatRequest,
+	shareGroupDescribeRequest,
+	shareFetchRequest,
+	shareAcknowledgeRequest,
 }
 
 func schemaFor(key int16) *apiSchema {

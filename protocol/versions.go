@@ -38,7 +38,12 @@ type API struct {
 // v2, OffsetFetch v1, JoinGroup v2). The ceilings are what the broker
 // implements, at or below kmsg's maxima: OffsetCommit and OffsetFetch stop
 // at v9 because v10 names topics by id only (KIP-848), which the group
-// coordinator does not resolve; their schemas describe v10 already.
+// coordinator does not resolve; their schemas describe v10 already. The
+// share-group APIs (KIP-932, keys 76-79) are v1 only: v0 was Kafka 4.0's
+// early access (ShareFetch v0 differs on the wire) and Kafka 4.1 ships v1
+// alone; ShareFetch and ShareAcknowledge v2 (renew acknowledgements,
+// KIP-1222) are described by their schemas but not accepted until the
+// broker implements them.
 var Supported = []API{
 	{Key: 0, Name: "Produce", Versions: VersionRange{3, 11}},
 	{Key: 1, Name: "Fetch", Versions: VersionRange{4, 16}},
@@ -64,6 +69,10 @@ var Supported = []API{
 	{Key: 44, Name: "IncrementalAlterConfigs", Versions: VersionRange{0, 1}},
 	{Key: 47, Name: "OffsetDelete", Versions: VersionRange{0, 0}},
 	{Key: 60, Name: "DescribeCluster", Versions: VersionRange{0, 1}},
+	{Key: 76, Name: "ShareGroupHeartbeat", Versions: VersionRange{1, 1}},
+	{Key: 77, Name: "ShareGroupDescribe", Versions: VersionRange{1, 1}},
+	{Key: 78, Name: "ShareFetch", Versions: VersionRange{1, 1}},
+	{Key: 79, Name: "ShareAcknowledge", Versions: VersionRange{1, 1}},
 }
 
 // entry is the package's private, immutable view of one supported API.

@@ -13,7 +13,7 @@ func TestSupportedTable(t *testing.T) {
 		18: {0, 4}, 3: {0, 12}, 0: {3, 11}, 1: {4, 16}, 2: {1, 8}, 19: {2, 7}, 20: {1, 6},
 		37: {0, 3}, 32: {1, 4}, 44: {0, 1}, 60: {0, 1}, 21: {0, 2}, 22: {0, 4}, 10: {0, 5},
 		8: {2, 9}, 9: {1, 9}, 11: {2, 9}, 12: {0, 4}, 13: {0, 5}, 14: {0, 5}, 15: {0, 6}, 16: {0, 5},
-		42: {0, 3}, 47: {0, 0},
+		42: {0, 3}, 47: {0, 0}, 76: {1, 1}, 77: {1, 1}, 78: {1, 1}, 79: {1, 1},
 	}
 	if len(Supported) != len(want) {
 		t.Fatalf("Supported has %d entries, want %d", len(Supported), len(want))
@@ -36,10 +36,12 @@ func TestSupportedTable(t *testing.T) {
 			t.Errorf("key %d: name %q, kmsg says %q", a.Key, a.Name, kmsg.NameForKey(a.Key))
 		}
 	}
-	if !slices.Equal(Keys(), []int16{0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 32, 37, 42, 44, 47, 60}) {
+	if !slices.Equal(Keys(), []int16{0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 32, 37, 42, 44, 47, 60, 76, 77, 78, 79}) {
 		t.Errorf("Keys() = %v", Keys())
 	}
-	for _, k := range []int16{-1, 4, 7, 17, 28, 48, 61, 9999, -32768, 32767} {
+	// 61-75 lie between the keys now that the share-group APIs end the
+	// table at 79; 80 is just above it.
+	for _, k := range []int16{-1, 4, 7, 17, 28, 48, 61, 67, 68, 75, 80, 9999, -32768, 32767} {
 		if _, ok := Lookup(k); ok {
 			t.Errorf("Lookup(%d) reported supported", k)
 		}
