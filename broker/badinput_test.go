@@ -1057,6 +1057,38 @@ func badInputCases(t *testing.T, h *badHarness, pid int64, idemBatch []byte, goo
 		codes("group: DescribeGroups of an empty group id", dg, kerr.InvalidGroupID.Code),
 		codes("group: Heartbeat with an empty group id", hb, kerr.InvalidGroupID.Code),
 	)
+
+	// ---- Share groups (KIP-932).
+	sf := func(member string, epoch int32, acks bool) *kmsg.ShareFetchRequest {
+		r := kmsg.NewPtrShareFetchRequest()
+		r.SetVersion(1)
+		g := "sg"
+		r.GroupID, r.MemberID, r.ShareSessionEpoch, r.MaxRecords = &g, &member, epoch, 10
+		if acks {
+			rt := kmsg.NewShareFetchRequestTopic()
+			rp := kmsg.NewShareFetchRequestTopicPartition()
+			ab := kmsg.NewShareFetchRequestTopicPartitionAcknowledgementBatch()
+			ab.FirstOffset, ab.LastOffset, ab.AcknowledgeTypes = 0, 0, []int8{1}
+			rp.AcknowledgementBatches = append(rp.AcknowledgementBatches, ab)
+			rt.Partitions = append(rt.Partitions, rp)
+			r.Topics = append(r.Topics, rt)
+		}
+		return r
+	}
+	sa := kmsg.NewPtrShareAcknowledgeRequest()
+	sa.SetVersion(1)
+	saG, saM := "sg", "m"
+	sa.GroupID, sa.MemberID, sa.ShareSessionEpoch = &saG, &saM, 0
+	sh := kmsg.NewPtrShareGroupHeartbeatRequest()
+	sh.SetVersion(1)
+	sh.GroupID, sh.MemberID = "sg", "m"
+	add(
+		codes("share: ShareFetch with an empty member id", sf("", 0, false), kerr.InvalidRequest.Code),
+		codes("share: ShareFetch opening a session with acks", sf("m", 0, true), kerr.InvalidRequest.Code),
+		codes("share: ShareFetch in a session that does not exist", sf("m", 5, false), kerr.ShareSessionNotFound.Code),
+		codes("share: ShareAcknowledge at epoch 0", sa, kerr.InvalidShareSessionEpoch.Code),
+		codes("share: ShareGroupHeartbeat joining without topics", sh, kerr.InvalidRequest.Code),
+	)
 	for _, v := range []struct {
 		req kmsg.Request
 		ver int16
@@ -1476,7 +1508,11 @@ func badInputCases(t *testing.T, h *badHarness, pid int64, idemBatch []byte, goo
 	add(
 		codes("describe configs: unknown resource type 99", describeConfigsReq(99, tGood), C(kerr.InvalidRequest)),
 		codes("describe configs: resource type 0 (unknown)", describeConfigsReq(0, tGood), C(kerr.InvalidRequest)),
-		codes("describe configs: group resource", describeConfigsReq(kmsg.ConfigResourceTypeGroupConfig, "g"), C(kerr.InvalidRequest)),
+		codes("describe configs: group resource with an empty group id", describeConfigsReq(kmsg.ConfigResourceTypeGroupConfig, ""), C(kerr.InvalidGroupID)),
+		codes("describe configs: client metrics resource (not supported)", describeConfigsReq(kmsg.ConfigResourceType(16), "x"), C(kerr.InvalidRequest)),
+		codes("alter configs: unknown group config", alterConfigsReq(kmsg.ConfigResourceTypeGroupConfig, "g", kmsg.IncrementalAlterConfigOpSet, "no.such.config", biStr("1")), C(kerr.InvalidConfig)),
+		codes("alter configs: APPEND to a group config", alterConfigsReq(kmsg.ConfigResourceTypeGroupConfig, "g", kmsg.IncrementalAlterConfigOpAppend, "share.key.ordering", biStr("true")), C(kerr.InvalidConfig)),
+		codes("alter configs: share.delivery.count.limit=0", alterConfigsReq(kmsg.ConfigResourceTypeGroupConfig, "g", kmsg.IncrementalAlterConfigOpSet, "share.delivery.count.limit", biStr("0")), C(kerr.InvalidConfig)),
 		codes("describe configs: broker logger resource", describeConfigsReq(kmsg.ConfigResourceTypeBrokerLogger, "1"), C(kerr.InvalidRequest)),
 		codes("describe configs: unknown topic", describeConfigsReq(kmsg.ConfigResourceTypeTopic, "no-such-topic"), unk),
 		codes("describe configs: invalid topic name", describeConfigsReq(kmsg.ConfigResourceTypeTopic, "a/b"), invTopic),

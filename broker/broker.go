@@ -42,6 +42,7 @@ type Broker struct {
 	reg     *registry
 	ops     *clusterOps
 	groups  *group.Coordinator
+	share   *shareManager
 	lag     *lagMonitor // consumer lag and the group admin routes' client
 	metrics *metrics.Metrics
 	http    *metrics.Server
@@ -107,6 +108,7 @@ func New(cfg config.Config, lg zerolog.Logger) (*Broker, error) {
 	b.closing = b.stopCtx.Done()
 	b.reg = newRegistry(b, ident, defaults)
 	b.ops = newClusterOps(b)
+	b.share = newShareManager(b)
 	b.metrics.SetPartitionSource(b.partitionStats)
 	return b, nil
 }
@@ -203,6 +205,8 @@ func (b *Broker) Start() error {
 		go b.ops.balanceLoop()
 	}
 	b.startLagLoop()
+	b.bgWG.Add(1)
+	go b.share.loop()
 	b.lg.Info().Str("kafka_addr", ln.Addr().String()).Str("advertised", adv).Str("http_addr", b.http.Addr()).
 		Str("raft_addr", string(b.mux.Addr())).Int("controller_voters", len(voters)).
 		Str("data_dir", b.cfg.DataDir).Int32("node_id", b.cfg.NodeID).Msg("sluiced serving")

@@ -69,6 +69,9 @@ func (c *conn) armIdle() {
 func (c *conn) serve() {
 	c.b.metrics.ConnOpened()
 	defer c.b.metrics.ConnClosed()
+	// Records acquired through share sessions of this connection go back
+	// when it closes (as Kafka's connection-disconnect listener does).
+	defer c.b.share.connClosed(c)
 	out := make(chan pending, maxPipelined)
 	written := make(chan struct{})
 	go c.writeLoop(out, written)

@@ -45,11 +45,7 @@ func (b *Broker) handle(c *conn, req *protocol.Request, frame []byte) responder 
 	case *kmsg.FindCoordinatorRequest:
 		return now(b.findCoordinator(r))
 	case *kmsg.JoinGroupRequest:
-		clientID := ""
-		if req.Header.ClientID != nil {
-			clientID = *req.Header.ClientID
-		}
-		return responder(b.groups.JoinGroup(r, clientID, c.clientHost()))
+		return responder(b.groups.JoinGroup(r, clientIDOf(req), c.clientHost()))
 	case *kmsg.SyncGroupRequest:
 		return responder(b.groups.SyncGroup(r))
 	case *kmsg.HeartbeatRequest:
@@ -68,10 +64,25 @@ func (b *Broker) handle(c *conn, req *protocol.Request, frame []byte) responder 
 		return responder(b.groups.DescribeGroups(r))
 	case *kmsg.DeleteGroupsRequest:
 		return responder(b.groups.DeleteGroups(r))
+	case *kmsg.ShareGroupHeartbeatRequest:
+		return responder(b.groups.ShareGroupHeartbeat(r, clientIDOf(req), c.clientHost()))
+	case *kmsg.ShareGroupDescribeRequest:
+		return responder(b.groups.ShareGroupDescribe(r))
+	case *kmsg.ShareFetchRequest:
+		return b.shareFetch(c, r)
+	case *kmsg.ShareAcknowledgeRequest:
+		return b.shareAcknowledge(c, r)
 	}
 	// protocol.Decode only returns supported keys; this is a programming error.
 	c.lg.Error().Int16("api_key", req.Header.Key).Msg("no handler for a supported API")
 	return func() kmsg.Response { return nil }
+}
+
+func clientIDOf(req *protocol.Request) string {
+	if req.Header.ClientID != nil {
+		return *req.Header.ClientID
+	}
+	return ""
 }
 
 func now(resp kmsg.Response) responder { return func() kmsg.Response { return resp } }

@@ -39,6 +39,7 @@ type replica interface {
 	Leader() (raft.ServerID, uint64)
 	IsLeader() bool
 	ConfirmLeader() bool
+	ProposeShare(group string, delta []byte) error
 	Ready() bool
 	InSync() []raft.ServerID
 	Close() error
