@@ -46,8 +46,10 @@ func bumpEpoch(e int32) int32 {
 }
 
 // ackBatches converts a partition's acknowledgement batches, refusing
-// malformed ones (the state machine checks order and overlap).
-func ackBatches(in []kmsg.ShareFetchRequestTopicPartitionAcknowledgementBatch) ([]share.AckBatch, error) {
+// malformed ones (the state machine checks order and overlap). RENEW is
+// allowed only in a renew acknowledgement (ShareAcknowledge v2,
+// IsRenewAck).
+func ackBatches(in []kmsg.ShareFetchRequestTopicPartitionAcknowledgementBatch, renew bool) ([]share.AckBatch, error) {
 	var out []share.AckBatch
 	for _, b := range in {
 		n := b.LastOffset - b.FirstOffset + 1
@@ -70,7 +72,7 @@ func ackBatches(in []kmsg.ShareFetchRequestTopicPartitionAcknowledgementBatch) (
 		}
 	}
 	for _, b := range out {
-		if b.Type < share.AckGap || b.Type > share.AckReject { // RENEW needs v2
+		if b.Type < share.AckGap || b.Type > share.AckRenew || (b.Type == share.AckRenew && !renew) {
 			return nil, kerr.InvalidRequest
 		}
 	}
@@ -187,8 +189,8 @@ func (b *Broker) shareFetch(c *conn, r *kmsg.ShareFetchRequest) responder {
 			hasAcks = hasAcks || len(p.AcknowledgementBatches) > 0
 		}
 	}
-	if r.ShareSessionEpoch == 0 && hasAcks {
-		return fail(kerr.InvalidRequest.Code)
+	if (r.ShareSessionEpoch == 0 && hasAcks) || r.IsRenewAck {
+		return fail(kerr.InvalidRequest.Code) // renewals come in ShareAcknowledge
 	}
 	if r.ShareSessionEpoch == -1 && (len(r.Topics) > 0 && !hasAcks || len(r.ForgottenTopicsData) > 0) {
 		return fail(kerr.InvalidRequest.Code)
@@ -226,7 +228,7 @@ func (b *Broker) shareFetch(c *conn, r *kmsg.ShareFetchRequest) responder {
 					continue
 				}
 				e := entry(sp)
-				e.AcknowledgeErrorCode = b.shareAck(t, rp.Partition, k, rp.AcknowledgementBatches, now)
+				e.AcknowledgeErrorCode = b.shareAck(t, rp.Partition, k, rp.AcknowledgementBatches, false, now)
 			}
 		}
 		m.mu.Lock()
@@ -345,8 +347,8 @@ func (b *Broker) shareAcquire(targets []sharePart, k sessionKey, maxRecords int,
 }
 
 // shareAck applies acknowledgements to one partition.
-func (b *Broker) shareAck(t *topic, p int32, k sessionKey, in []kmsg.ShareFetchRequestTopicPartitionAcknowledgementBatch, now time.Time) int16 {
-	batches, err := ackBatches(in)
+func (b *Broker) shareAck(t *topic, p int32, k sessionKey, in []kmsg.ShareFetchRequestTopicPartitionAcknowledgementBatch, renew bool, now time.Time) int16 {
+	batches, err := ackBatches(in, renew)
 	if err != nil {
 		return kerr.InvalidRequest.Code
 	}
@@ -399,8 +401,6 @@ func (b *Broker) shareAcknowledge(c *conn, r *kmsg.ShareAcknowledgeRequest) resp
 		return fail(kerr.InvalidRequest.Code)
 	case r.ShareSessionEpoch == 0:
 		return fail(kerr.InvalidShareSessionEpoch.Code)
-	case r.IsRenewAck:
-		return fail(kerr.InvalidRequest.Code) // RENEW needs v2
 	}
 	m := b.share
 	k := sessionKey{group, member}
@@ -408,6 +408,8 @@ func (b *Broker) shareAcknowledge(c *conn, r *kmsg.ShareAcknowledgeRequest) resp
 	if ec != 0 {
 		return fail(ec)
 	}
+	cfg, _ := m.shareConfig(group)
+	resp.AcquisitionLockTimeoutMillis = int32(cfg.LockDuration.Milliseconds()) // v2: after a renewal
 	return func() kmsg.Response {
 		now := time.Now()
 		for _, rt := range r.Topics {
@@ -421,7 +423,7 @@ func (b *Broker) shareAcknowledge(c *conn, r *kmsg.ShareAcknowledgeRequest) resp
 				for i, ab := range rp.AcknowledgementBatches {
 					in[i] = kmsg.ShareFetchRequestTopicPartitionAcknowledgementBatch{FirstOffset: ab.FirstOffset, LastOffset: ab.LastOffset, AcknowledgeTypes: ab.AcknowledgeTypes}
 				}
-				op.ErrorCode = b.shareAck(t, rp.Partition, k, in, now)
+				op.ErrorCode = b.shareAck(t, rp.Partition, k, in, r.IsRenewAck, now)
 				if op.ErrorCode == kerr.NotLeaderForPartition.Code {
 					op.CurrentLeader.LeaderID, op.CurrentLeader.LeaderEpoch = b.shareLeaderHint(t, rp.Partition)
 				}

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicemq/sluice/broker/controller"
+	"github.com/sluicemq/sluice/broker/metrics"
 	"github.com/sluicemq/sluice/log/batch"
 	"github.com/sluicemq/sluice/partition"
 	"github.com/sluicemq/sluice/partition/share"
@@ -448,8 +449,38 @@ func (m *shareManager) loop() {
 			hosts = append(hosts, h)
 		}
 		m.mu.Unlock()
+		stats := make([]metrics.ShareStat, 0, len(hosts))
 		for _, h := range hosts {
 			h.tick(m, now)
+			if st, ok := h.stat(now); ok {
+				stats = append(stats, st)
+			}
+		}
+		m.b.metrics.SetShareStats(stats)
+	}
+}
+
+// stat reports the share-partition for /metrics: records by state, a full
+// window, pending dead letters and the time lag (the age of the oldest
+// record not acknowledged).
+func (h *shareHost) stat(now time.Time) (metrics.ShareStat, bool) {
+	h.mu.Lock()
+	if h.sp == nil {
+		h.mu.Unlock()
+		return metrics.ShareStat{}, false
+	}
+	st := h.sp.Stats()
+	out := metrics.ShareStat{Group: h.key.group, Topic: h.name, Partition: h.key.p,
+		Available: st.Available, Acquired: st.Acquired, Delayed: st.Delayed, DeadLetters: st.DeadLetters, Full: h.sp.Full()}
+	oldest, ok := h.sp.OldestUnacked()
+	if !ok && h.sp.NextRead() < h.rep.Partition().HighWatermark() {
+		oldest, ok = h.sp.NextRead(), true // not even read yet
+	}
+	h.mu.Unlock()
+	if ok {
+		if rec, err := readRecord(h.rep, oldest); err == nil && rec.Timestamp > 0 {
+			out.LagSeconds = max(0, now.Sub(time.UnixMilli(rec.Timestamp)).Seconds())
 		}
 	}
+	return out, true
 }

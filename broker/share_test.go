@@ -359,3 +359,110 @@ func TestShareGroupSurvivesLeaderLoss(t *testing.T) {
 	}
 	t.Logf("%d of 400 tasks were handled more than once (in flight at the leader change: at-least-once)", again)
 }
+
+// TestShareMetrics: a worker that holds what it fetched fills a small
+// in-flight window; /metrics says the window is full, how many records
+// are acquired, and how old the oldest unacknowledged record is.
+func TestShareMetrics(t *testing.T) {
+	b := startBroker(t, t.TempDir())
+	cl := newClient(t, b)
+	createTopic(t, b, "backlog", 1, nil)
+	setGroupConfigs(t, cl, "slow", map[string]string{"share.auto.offset.reset": "earliest", "share.partition.max.record.locks": "100"})
+	old := time.Now().Add(-time.Hour)
+	var recs []*kgo.Record
+	for i := range 150 {
+		recs = append(recs, &kgo.Record{Topic: "backlog", Value: []byte(strconv.Itoa(i)), Timestamp: old})
+	}
+	if err := cl.ProduceSync(ctx(t), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	w, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.ShareGroup("slow"), kgo.ConsumeTopics("backlog"), kgo.FetchMaxWait(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	held := 0
+	c := ctx(t)
+	for held == 0 { // poll once and never again: the records stay acquired
+		held = w.PollFetches(c).NumRecords()
+		if c.Err() != nil {
+			t.Fatal("nothing fetched")
+		}
+	}
+	labels := []string{"group", "slow", "topic", "backlog", "partition", "0"}
+	waitFor(t, 20*time.Second, "share metrics", func() bool {
+		ss := scrape(t, b)
+		full, ok1 := find(ss, "sluice_share_window_full", labels...)
+		acq, ok2 := find(ss, "sluice_share_records", append(labels, "state", "acquired")...)
+		lag, ok3 := find(ss, "sluice_share_lag_seconds", labels...)
+		return ok1 && ok2 && ok3 && full == 1 && acq == float64(held) && lag > 3500
+	})
+	if held != 100 {
+		t.Errorf("fetched %d records, want the window of 100", held)
+	}
+}
+
+// TestShareRenewKeepsTheLock: a worker renews its acquisition lock
+// (RENEW, ShareAcknowledge v2) while it works past the lock duration, so
+// the record is not delivered to anyone else meanwhile.
+func TestShareRenewKeepsTheLock(t *testing.T) {
+	b := startBroker(t, t.TempDir())
+	cl := newClient(t, b)
+	createTopic(t, b, "reports", 1, nil)
+	setGroupConfigs(t, cl, "builders", map[string]string{"share.auto.offset.reset": "earliest", "share.record.lock.duration.ms": "1000"})
+	if err := cl.ProduceSync(ctx(t), &kgo.Record{Topic: "reports", Value: []byte("long job")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	deliveries := 0
+	done := make(chan struct{})
+	a, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr()), kgo.ShareGroup("builders"), kgo.ConsumeTopics("reports"), kgo.FetchMaxWait(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	go func() {
+		for {
+			fs := a.PollFetches(context.Background())
+			if fs.IsClientClosed() {
+				return
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				mu.Lock()
+				deliveries++
+				mu.Unlock()
+				for range 4 { // 2.8 s of work against a 1 s lock
+					time.Sleep(700 * time.Millisecond)
+					r.Ack(kgo.AckRenew)
+					if err := a.FlushAcks(context.Background()); err != nil {
+						t.Errorf("renew: %v", err)
+					}
+				}
+				a.MarkAcks(kgo.AckAccept, r)
+				close(done)
+			})
+		}
+	}()
+	waitFor(t, 20*time.Second, "the first delivery", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return deliveries == 1
+	})
+	startShareWorker(t, b, "builders", "reports", func(r *kgo.Record) kgo.AckStatus {
+		mu.Lock()
+		deliveries++
+		mu.Unlock()
+		return kgo.AckAccept
+	})
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the long job never finished")
+	}
+	time.Sleep(500 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if deliveries != 1 {
+		t.Errorf("the record was delivered %d times although its lock was renewed", deliveries)
+	}
+}

@@ -71,8 +71,8 @@ var Supported = []API{
 	{Key: 60, Name: "DescribeCluster", Versions: VersionRange{0, 1}},
 	{Key: 76, Name: "ShareGroupHeartbeat", Versions: VersionRange{1, 1}},
 	{Key: 77, Name: "ShareGroupDescribe", Versions: VersionRange{1, 1}},
-	{Key: 78, Name: "ShareFetch", Versions: VersionRange{1, 1}},
-	{Key: 79, Name: "ShareAcknowledge", Versions: VersionRange{1, 1}},
+	{Key: 78, Name: "ShareFetch", Versions: VersionRange{1, 2}},
+	{Key: 79, Name: "ShareAcknowledge", Versions: VersionRange{1, 2}},
 }
 
 // entry is the package's private, immutable view of one supported API.

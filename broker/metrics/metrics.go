@@ -51,6 +51,7 @@ type Metrics struct {
 	conns      prometheus.Gauge
 	partitions *partitionCollector
 	groups     *groupCollector
+	shares     *shareCollector
 }
 
 // New creates the metrics and registers them, with the Go runtime and
@@ -86,9 +87,10 @@ func New() *Metrics {
 		}),
 		partitions: newPartitionCollector(),
 		groups:     newGroupCollector(),
+		shares:     newShareCollector(),
 	}
 	m.reg.MustRegister(
-		m.requests, m.duration, m.bytesIn, m.bytesOut, m.conns, m.partitions, m.groups,
+		m.requests, m.duration, m.bytesIn, m.bytesOut, m.conns, m.partitions, m.groups, m.shares,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
