@@ -12,11 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicemq/sluice/broker/config"
@@ -561,9 +563,11 @@ func TestLeaderBalancerRestoresPreferred(t *testing.T) {
 		return p.Leader == p.Replicas[0]
 	})
 	p := partitionOf(clusterOf(t, bs[1]), "home", 0)
-	var tv transferView
-	if code, raw := call(t, bs[1], "POST", "/v1/partitions/home/0/leader", map[string]int32{"broker": p.Replicas[1]}, &tv); code != http.StatusOK || tv.Leader != p.Replicas[1] {
-		t.Fatalf("transfer: %d %s", code, raw)
+	// Move leadership away with raft directly: the HTTP transfer waits to
+	// see the new leader, which the balancer may already have replaced.
+	rep := bs[p.Replicas[0]].reg.get("home").partition(0).(*replication.Replica)
+	if err := rep.Raft().LeadershipTransferToServer(raft.ServerID(strconv.Itoa(int(p.Replicas[1]))), raft.ServerAddress(bs[p.Replicas[1]].mux.Addr())).Error(); err != nil {
+		t.Fatalf("transfer: %v", err)
 	}
 	waitUntil(t, "leadership back on the preferred replica", func() bool {
 		q := partitionOf(clusterOf(t, bs[p.Replicas[0]]), "home", 0)
