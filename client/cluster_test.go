@@ -121,15 +121,21 @@ func TestClusterOperations(t *testing.T) {
 		return err == nil && ti.Partitions[0].Leader == to
 	})
 	if to != p0.Replicas[0] {
-		reb, err := adm.RebalanceLeaders(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.ContainsFunc(reb.Transfers, func(x client.Transfer) bool {
-			return x.Topic == topic && x.Partition == 0 && x.To == p0.Replicas[0] && x.Error == ""
-		}) {
-			t.Fatalf("rebalance %+v did not hand partition 0 back to %d", reb, p0.Replicas[0])
-		}
+		// A rebalance skips a preferred replica that is not caught up yet
+		// (a loaded machine): ask until it hands partition 0 back.
+		waitFor(t, "a rebalance hands partition 0 back to its preferred replica", func() bool {
+			reb, err := adm.RebalanceLeaders(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.ContainsFunc(reb.Transfers, func(x client.Transfer) bool {
+				return x.Topic == topic && x.Partition == 0 && x.To == p0.Replicas[0] && x.Error == ""
+			}) {
+				return true
+			}
+			ti, err := adm.DescribeTopic(ctx, topic)
+			return err == nil && ti.Partitions[0].Leader == p0.Replicas[0]
+		})
 	}
 
 	// Decommission broker 4 (not a voter) and follow its progress.

@@ -8,6 +8,7 @@
 //	defer c.Close()
 //	c.Produce(ctx, &client.Record{Topic: "signups", Key: []byte("user-42"), Value: v}, nil)
 //	err = c.Consume(ctx, "email", []string{"signups"}, handle, client.Retries(3), client.OnError(c.DeadLetter("signups.dlq")))
+//	w, err := client.NewWorker(c, "mailers", "signups", send) // a queue: see "Queues" below
 //
 // # Delivery guarantees
 //
@@ -61,6 +62,77 @@
 // To replay an existing group, stop its consumers and call
 // Admin.ResetOffsets (Admin.PlanResetOffsets previews it). Tail reads a
 // topic without a group, committing nothing.
+//
+// # Queues: share groups and Worker
+//
+// A Worker is a member of a share group (KIP-932): the broker hands each
+// record to one member at a time, so any number of workers share a topic,
+// more than it has partitions, and each record is acknowledged on its
+// own rather than by an offset.
+//
+//	adm.SetShareGroupConfig(ctx, "mailers", map[string]string{
+//		client.ShareAutoOffsetReset:    "earliest",
+//		client.ShareDeadLetterTopic:    "signups.dlq",
+//		client.ShareDeliveryCountLimit: "5",
+//		client.ShareRetryBackoffMs:     "1000",
+//	})
+//	w, err := client.NewWorker(c, "mailers", "signups", send, client.Concurrency(8))
+//	go w.Run(ctx)
+//	...
+//	w.Stop(ctx)
+//
+// What the handler returns decides: nil accepts the record (done);
+// Reject(reason) archives it; any other error, or Retry(err), releases
+// it. A record is acquired under a lock (share.record.lock.duration.ms, 30 s
+// by default); a record not acknowledged when its lock runs out (the
+// worker died, or the handler is too slow) is delivered again, to any
+// member. RENEW is not offered yet, so a handler must finish within the
+// lock; its context ends when the lock does.
+//
+// Retries: a released or timed-out record becomes available again only
+// after share.retry.backoff.ms, multiplied by share.retry.backoff.multiplier
+// for each earlier delivery, capped by share.retry.backoff.max.ms.
+// r.DeliveryCount() says which delivery a handler sees.
+//
+// Dead letters: at share.delivery.count.limit deliveries, or on Reject, the
+// record is archived and, when share.dead.letter.topic is set, written
+// there (the topic is created with one partition if missing) with the
+// original key, value and headers plus sluice.dlq.topic, .partition,
+// .offset, .delivery.count, .group, .reason ("rejected" or "delivery
+// limit") and .timestamp. The acknowledgement carries no text, so the
+// reason given to Reject is only logged by the worker. DeadLetters and
+// ReadDeadLetter read them back (ParseDeadLetter); Redrive copies them to
+// their source topics, rate-limited, recording its progress as a consumer
+// group's offsets on the dead-letter topic so a re-run continues.
+//
+// Delayed delivery: a record carrying the header NotBefore(t) (or the
+// group's share.delay.header) is not delivered by share groups before t,
+// however far ahead; ordinary consumer groups read it in offset order.
+//
+// Ordering: records are delivered roughly in offset order, but releases,
+// timeouts and parallel workers reorder them. With share.key.ordering the
+// broker hands out at most one record per key at a time, in offset order,
+// so each key is handled in order across workers and redeliveries; a
+// Worker with Concurrency > 1 runs different keys in parallel, and records
+// of one key from one fetch one after another.
+//
+// Guarantees: at least once. A record is done only once its ACCEPT reached
+// the partition leader and was replicated; a worker that crashes, or whose
+// acknowledgement is lost, has its records delivered again. Share state
+// (record states, delivery counts) is replicated through the partition's
+// Raft group, so it survives a leader failover: a delivery is counted
+// before the records are handed out, so the count never undercounts
+// deliveries; records acquired when the leader fails are redelivered by
+// the new leader, and the delivery that was lost in flight still counts
+// (the count may exceed the deliveries a handler actually saw by those).
+// Handlers must be idempotent.
+//
+// Stopping: Stop stops fetching, lets running handlers finish and
+// acknowledges their records, releases the records fetched but not yet
+// handled (other workers get them without waiting for their locks; the
+// group's retry backoff, if any, still applies), and leaves the group. A fetch's records are all handled before
+// the next fetch: keep MaxRecords / Concurrency times a handler's time well
+// under the lock duration.
 //
 // # Options and what they trade
 //

@@ -40,7 +40,7 @@ const exitCodesHelp = `Exit codes:
   1  error
   2  usage: bad flags or arguments, or values the broker rejected as invalid
   3  debug dump-segment: the file is damaged
-  4  not found: no such topic, partition, group or broker
+  4  not found: no such topic, partition, group, broker or record
   5  conflict: refused in the current state (topic exists, group has members,
      partition already moving, broker is a controller voter)
   6  unavailable: a broker could not be reached or timed out; retrying may help`
@@ -197,8 +197,8 @@ func (a *app) newRoot() *cobra.Command {
 		Use:   "sluicectl",
 		Short: "Administer a Sluice cluster: topics, groups, partitions, brokers",
 		Long: `sluicectl administers a Sluice cluster: topics and configs, consumer groups
-and their lag, partition moves and leadership, brokers, and producing and
-tailing records. Topics and groups go over the Kafka protocol (--brokers);
+and their lag, share groups (queues) and their dead-letter topics, partition
+moves and leadership, brokers, and producing and tailing records. Topics and groups go over the Kafka protocol (--brokers);
 cluster operations and group lag in seconds over the HTTP admin API
 (--admin-url).
 
@@ -227,9 +227,14 @@ Progress of long operations goes to stderr.
 	pf.DurationVar(&a.flags.timeout, "timeout", 30*time.Second, "how long to wait for each request's answer (waits for moves and drains have --wait-timeout)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
-	root.AddGroup(&cobra.Group{ID: "admin", Title: "Cluster administration:"}, &cobra.Group{ID: "data", Title: "Records:"})
+	root.AddGroup(&cobra.Group{ID: "admin", Title: "Cluster administration:"}, &cobra.Group{ID: "queues", Title: "Queues (share groups):"},
+		&cobra.Group{ID: "data", Title: "Records:"})
 	for _, c := range []*cobra.Command{a.newClusterCmd(), a.newTopicCmd(), a.newPartitionCmd(), a.newLeadersCmd(), a.newGroupCmd()} {
 		c.GroupID = "admin"
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{a.newShareGroupCmd(), a.newDLQCmd()} {
+		c.GroupID = "queues"
 		root.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{a.newProduceCmd(), a.newConsumeCmd()} {
