@@ -342,7 +342,7 @@ func TestClusterOpsMoveAndDecommission(t *testing.T) {
 			return dv.Done
 		})
 		before := lp.count()
-		waitUntil(t, "records acknowledged after the drain", func() bool { return lp.count() >= before+100 })
+		waitFor(t, time.Minute, "records acknowledged after the drain", func() bool { return lp.count() >= before+100 })
 		acked := lp.stop(t)
 		waitUntil(t, "broker 4 closed its replicas", func() bool {
 			for _, tp := range b4.reg.list() {
