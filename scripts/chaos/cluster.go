@@ -58,14 +58,19 @@ func freeAddr() (string, error) {
 func NewCluster(bin, root string, n int, hb string, extra []string, logf func(string, ...any)) (*Cluster, error) {
 	c := &Cluster{bin: bin, root: root, hb: hb, extra: extra, Net: NewNet(), logf: logf,
 		http: &http.Client{Timeout: 2 * time.Second}}
+	// The kernel may offer a just-released port again: no address twice.
+	used := map[string]bool{}
 	for i := 1; i <= n; i++ {
 		b := &Broker{ID: i, Dir: filepath.Join(root, fmt.Sprintf("node%d", i))}
 		for _, p := range []*string{&b.Kafka, &b.HTTP, &b.RaftReal, &b.RaftAdv} {
-			a, err := freeAddr()
-			if err != nil {
-				return nil, err
+			for *p == "" || used[*p] {
+				a, err := freeAddr()
+				if err != nil {
+					return nil, err
+				}
+				*p = a
 			}
-			*p = a
+			used[*p] = true
 		}
 		if err := os.MkdirAll(b.Dir, 0o755); err != nil {
 			return nil, err
