@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/bench"
-	"github.com/sluicemq/sluice/bench/benchtest"
+	"github.com/sluicemq/sluice/broker/brokertest"
 )
 
 // config is a small count-based run against addr.
@@ -102,7 +102,7 @@ func checkSeries(t *testing.T, res *bench.Result) {
 }
 
 func TestRunProduceCountsAddUp(t *testing.T) {
-	addr := benchtest.StartBroker(t)
+	addr := brokertest.Run(t).KafkaAddr()
 	cfg := config(addr, "produce", bench.Produce, 3000)
 	cfg.Partitions, cfg.Producers = 3, 2
 	cfg.KeyDist, cfg.Keys = bench.Zipf, 100
@@ -122,7 +122,7 @@ func TestRunProduceCountsAddUp(t *testing.T) {
 }
 
 func TestRunConsumeFillsThenReadsBacklog(t *testing.T) {
-	addr := benchtest.StartBroker(t)
+	addr := brokertest.Run(t).KafkaAddr()
 	cfg := config(addr, "backlog", bench.Consume, 2500)
 	cfg.Partitions, cfg.Consumers = 3, 2
 	res := run(t, cfg)
@@ -149,7 +149,7 @@ func TestRunConsumeFillsThenReadsBacklog(t *testing.T) {
 }
 
 func TestRunEndToEndConsumesEverythingProduced(t *testing.T) {
-	addr := benchtest.StartBroker(t)
+	addr := brokertest.Run(t).KafkaAddr()
 	cfg := config(addr, "e2e", bench.EndToEnd, 3000)
 	cfg.Partitions, cfg.Producers, cfg.Consumers = 2, 2, 2
 	cfg.Compression = "lz4"
@@ -170,7 +170,7 @@ func TestRunEndToEndConsumesEverythingProduced(t *testing.T) {
 }
 
 func TestRunOpenLoopSendsTheScheduledCount(t *testing.T) {
-	addr := benchtest.StartBroker(t)
+	addr := brokertest.Run(t).KafkaAddr()
 	// Duration-bound: 2 producers x 250/s for 1 s is 500 sends on the
 	// schedule, however late the machine runs them.
 	cfg := config(addr, "rate", bench.Produce, 0)
@@ -192,7 +192,7 @@ func TestRunOpenLoopSendsTheScheduledCount(t *testing.T) {
 }
 
 func TestRunResultJSONRoundTrips(t *testing.T) {
-	addr := benchtest.StartBroker(t)
+	addr := brokertest.Run(t).KafkaAddr()
 	cfg := config(addr, "json", bench.EndToEnd, 500)
 	res := run(t, cfg)
 	res.Config.Progress = nil
@@ -221,7 +221,7 @@ func TestRunResultJSONRoundTrips(t *testing.T) {
 }
 
 func TestRunErrors(t *testing.T) {
-	addr := benchtest.StartBroker(t)
+	addr := brokertest.Run(t).KafkaAddr()
 	ctx := context.Background()
 
 	cfg := config(addr, "missing", bench.Produce, 10)

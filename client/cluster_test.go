@@ -1,62 +1,14 @@
 package client_test
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"slices"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/broker/brokertest"
 	"github.com/sluicemq/sluice/client"
 )
-
-// startCluster starts n in-process brokers (ids 1..n), the first voters of
-// them controller voters, as broker/clusterops_test.go does.
-func startCluster(t *testing.T, n, voters int) []*broker.Broker {
-	t.Helper()
-	var addrs []string
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	var vs []string
-	for i := range voters {
-		vs = append(vs, fmt.Sprintf("%d@%s", i+1, addrs[i]))
-	}
-	var out []*broker.Broker
-	for i := range n {
-		cfg := testConfig(t.TempDir())
-		cfg.NodeID = int32(i + 1)
-		cfg.RaftAddr = addrs[i]
-		cfg.ControllerVoters = strings.Join(vs, ",")
-		cfg.RaftHeartbeatTimeout = 250 * time.Millisecond
-		cfg.DefaultReplicationFactor = 3
-		cfg.AutoLeaderRebalance = false // leadership stays where the test puts it
-		b, err := launchBroker(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { b.Shutdown(context.Background()) })
-		out = append(out, b)
-	}
-	for _, b := range out {
-		if err := waitReady(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
-}
 
 // Leadership transfer, leader rebalance and a decommission with progress,
 // on four brokers (three controller voters), with records produced
@@ -65,7 +17,7 @@ func TestClusterOperations(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts four brokers")
 	}
-	bs := startCluster(t, 4, 3)
+	bs := brokertest.Cluster(t, 4, 3, nil)
 	ctx := testCtx(t)
 	c := newTestClusterClient(t, bs)
 	adm := c.Admin()

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/sluicemq/sluice/bench"
-	"github.com/sluicemq/sluice/bench/benchtest"
+	"github.com/sluicemq/sluice/broker/brokertest"
 )
 
 // sb runs the CLI with args and returns its exit code, stdout and stderr.
@@ -56,7 +56,7 @@ func TestUnreachableBrokerExit1(t *testing.T) {
 }
 
 func TestWorkloadsAgainstABroker(t *testing.T) {
-	addr := benchtest.StartBroker(t)
+	addr := brokertest.Run(t).KafkaAddr()
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a.json"), filepath.Join(dir, "b.json")
 
@@ -140,7 +140,7 @@ func (w *cancelOnWrite) Write(p []byte) (int, error) {
 }
 
 func TestInterruptWritesPartialResultsExit130(t *testing.T) {
-	addr := benchtest.StartBroker(t)
+	addr := brokertest.Run(t).KafkaAddr()
 	path := filepath.Join(t.TempDir(), "r.json")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/broker/brokertest"
 	"github.com/sluicemq/sluice/client"
 )
 
@@ -134,7 +135,7 @@ func TestClusterMoveAndDecommission(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts four brokers")
 	}
-	bs := startCluster(t, 4, 3)
+	bs := brokertest.Cluster(t, 4, 3, nil)
 	t.Setenv(envBrokers, addrs(bs, (*broker.Broker).KafkaAddr))
 	t.Setenv(envAdminURL, addrs(bs, (*broker.Broker).HTTPAddr))
 	waitFor(t, "four brokers", func() bool {

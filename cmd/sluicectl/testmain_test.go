@@ -4,16 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/sluicemq/sluice/broker"
-	"github.com/sluicemq/sluice/broker/config"
+	"github.com/sluicemq/sluice/broker/brokertest"
 )
 
 // brokerAddr and adminAddr are the in-process broker TestMain starts; the
@@ -32,7 +28,7 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	b, err := startBroker(testConfig(dir + "/data"))
+	b, err := brokertest.Start(brokertest.Config(dir + "/data"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -43,91 +39,6 @@ func testMain(m *testing.M) int {
 	os.Setenv(envAdminURL, adminAddr)
 	os.Setenv("XDG_CONFIG_HOME", dir+"/config")
 	return m.Run()
-}
-
-// testConfig is a single-node broker on kernel-chosen loopback ports with
-// timings shortened for tests (as client/main_test.go).
-func testConfig(dir string) config.Config {
-	cfg := config.Default()
-	cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr, cfg.RaftAddr = dir, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.RaftHeartbeatTimeout = 100 * time.Millisecond
-	cfg.FetchMaxWaitMax = time.Second
-	cfg.GroupInitialRebalanceDelay = 50 * time.Millisecond
-	cfg.GroupMinSessionTimeout = time.Second
-	cfg.OffsetsTopicPartitions = 4
-	return cfg
-}
-
-func startBroker(cfg config.Config) (*broker.Broker, error) {
-	b, err := launchBroker(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return b, waitReady(b)
-}
-
-func launchBroker(cfg config.Config) (*broker.Broker, error) {
-	b, err := broker.New(cfg, zerolog.Nop())
-	if err != nil {
-		return nil, err
-	}
-	if err := b.Start(); err != nil {
-		return nil, err
-	}
-	return b, nil
-}
-
-func waitReady(b *broker.Broker) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for !b.Ready() {
-		if time.Now().After(deadline) {
-			b.Shutdown(context.Background())
-			return fmt.Errorf("broker not ready within 30s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return nil
-}
-
-// startCluster starts n in-process brokers (ids 1..n), the first voters of
-// them controller voters, as client/cluster_test.go does.
-func startCluster(t *testing.T, n, voters int) []*broker.Broker {
-	t.Helper()
-	var addrs []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs = append(addrs, ln.Addr().String())
-		ln.Close()
-	}
-	var vs []string
-	for i := range voters {
-		vs = append(vs, fmt.Sprintf("%d@%s", i+1, addrs[i]))
-	}
-	var out []*broker.Broker
-	for i := range n {
-		cfg := testConfig(t.TempDir())
-		cfg.NodeID = int32(i + 1)
-		cfg.RaftAddr = addrs[i]
-		cfg.ControllerVoters = strings.Join(vs, ",")
-		cfg.RaftHeartbeatTimeout = 250 * time.Millisecond
-		cfg.DefaultReplicationFactor = 3
-		cfg.AutoLeaderRebalance = false
-		b, err := launchBroker(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { b.Shutdown(context.Background()) })
-		out = append(out, b)
-	}
-	for _, b := range out {
-		if err := waitReady(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
 }
 
 // result is one sluicectl run.
