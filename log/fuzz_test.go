@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -26,11 +27,16 @@ import (
 //	   by an empty active segment that continues it when it walks clean
 //	3: the index of the first sealed segment of a real log (its CRC fixed up,
 //	   so the contents are judged, not the checksum)
+//	4: start.ckpt beside a real log (CRC fixed up when it is 24 bytes)
+//	5: install.ckpt beside a real log (CRC appended)
+//	6: clean.ckpt beside a real log (CRC fixed up), then a cleaner pass
 //
 // Open must not panic or allocate without bound. When it succeeds, reading
 // everything, every Entry and Verify must work without panics, every batch
 // returned must be whole and contiguous (Read verifies CRCs), and in mode 3,
-// where the right answer is known, no wrong data may be returned.
+// where the right answer is known, no wrong data may be returned. A
+// refused start.ckpt or install.ckpt is ErrCorrupt; clean.ckpt is a hint,
+// so a damaged one never stops the log.
 func FuzzRecovery(f *testing.F) {
 	for _, seed := range fuzzSeeds(f) {
 		f.Add(seed)
@@ -45,7 +51,7 @@ func FuzzRecovery(f *testing.F) {
 			panic(fmt.Sprintf("FuzzRecovery: input %q still running after 20s", data))
 		})
 		defer watchdog.Stop()
-		fuzzRecoveryOnce(t, data[0]%4, data[1:])
+		fuzzRecoveryOnce(t, data[0]%7, data[1:])
 	})
 }
 
@@ -139,7 +145,7 @@ func fuzzRecoveryOnce(t *testing.T, mode byte, body []byte) {
 		}
 		active := segmentHeader{baseIndex: nextIndex, baseOffset: nextOffset, createdMs: 2}.encode()
 		put(filepath.Join(fuzzDir, segmentName(nextOffset, nextIndex)+segmentExt), active)
-	case 3:
+	case 3, 4, 5, 6:
 		var err error
 		if fx, err = fuzzFixture(); err != nil {
 			t.Fatal(err)
@@ -148,11 +154,22 @@ func fuzzRecoveryOnce(t *testing.T, mode byte, body []byte) {
 		for p, b := range fx.files {
 			put(p, b)
 		}
-		idx := body
-		if len(idx) >= indexHeaderSize {
-			idx = withIndexCRC(idx)
+		switch mode {
+		case 3:
+			idx := body
+			if len(idx) >= indexHeaderSize {
+				idx = withIndexCRC(idx)
+			}
+			put(strings.TrimSuffix(fx.segs[0].path, segmentExt)+indexExt, idx)
+		case 4, 6:
+			ck := bytes.Clone(body)
+			if len(ck) == checkpointSize {
+				le.PutUint32(ck[20:], crc32.Checksum(ck[:20], crcTable))
+			}
+			put(filepath.Join(fuzzDir, map[byte]string{4: checkpointName, 6: cleanName}[mode]), ck)
+		case 5:
+			put(filepath.Join(fuzzDir, installName), le.AppendUint32(bytes.Clone(body), crc32.Checksum(body, crcTable)))
 		}
-		put(strings.TrimSuffix(fx.segs[0].path, segmentExt)+indexExt, idx)
 	}
 
 	var before, after runtime.MemStats
@@ -167,14 +184,22 @@ func fuzzRecoveryOnce(t *testing.T, mode byte, body []byte) {
 		if errors.Is(err, ErrCorrupt) && !errors.As(err, &ce) {
 			t.Fatalf("ErrCorrupt without a *CorruptError: %v", err)
 		}
-		if mode == 3 && !errors.Is(err, ErrCorrupt) {
+		if (mode == 3 || mode == 4 || mode == 5) && !errors.Is(err, ErrCorrupt) {
 			// A checksummed index that lies about the segment's end may be
 			// refused by the continuity check; anything else is a bug.
-			t.Fatalf("open with a bad index: %v", err)
+			t.Fatalf("open with a bad index or checkpoint: %v", err)
+		}
+		if mode == 6 {
+			t.Fatalf("a clean.ckpt stopped the log: %v", err)
 		}
 		return
 	}
 	defer l.Close()
+	if mode == 6 {
+		if _, err := l.Compact(CompactOptions{Below: l.EndOffset()}); err != nil {
+			t.Fatalf("compact with a fuzzed clean.ckpt: %v", err)
+		}
+	}
 
 	// Kafka view: whole batches, contiguous, each verified by Read.
 	var got [][]byte
@@ -301,7 +326,34 @@ func fuzzSeeds(tb testing.TB) [][]byte {
 		with(3, idx[:indexHeaderSize+5]),
 		with(0, zeroBase),
 		with(0, append(zeroBase, frames...)),
+		with(4, encodeCheckpoint(0)),
+		with(4, encodeCheckpoint(fx.segs[1].next)),
+		with(5, installSeed(fx, true)),
+		with(5, installSeed(fx, false)),
+		with(6, cleanSeed(fx.segs[0].next)),
 	}
+}
+
+// installSeed is a real install.ckpt (without its CRC) over the fixture's
+// segments: the staged files already moved in (all in the log directory),
+// or none.
+func installSeed(fx *fixture, moved bool) []byte {
+	var files []SnapshotFile
+	if moved {
+		for _, sg := range fx.segs {
+			files = append(files, SnapshotFile{Name: filepath.Base(sg.path), Size: sg.size})
+		}
+	}
+	last := fx.segs[len(fx.segs)-1]
+	p := SnapshotPoint{LastIndex: last.last, LastTerm: fx.entries[last.last-1].Term, NextOffset: last.next, StartOffset: fx.start}
+	b := encodeInstall("s1", p, files)
+	return b[:len(b)-4]
+}
+
+func cleanSeed(v int64) []byte {
+	b := encodeCheckpoint(v)
+	copy(b, cleanMagic)
+	return b
 }
 
 var writeFuzzCorpus = flag.Bool("fuzzrecovery.writecorpus", false, "rewrite FuzzRecovery's generated seeds in testdata/fuzz/FuzzRecovery")
@@ -317,6 +369,8 @@ func TestFuzzCorpusUpToDate(t *testing.T) {
 		"mode2-sealed-valid", "mode2-sealed-torn",
 		"mode3-index-valid", "mode3-index-entry-flip", "mode3-index-truncated",
 		"crasher-mode0-base-index-zero-hang", "mode0-base-index-zero-with-frames",
+		"mode4-start-zero", "mode4-start-second-segment", "mode5-install-moved", "mode5-install-empty",
+		"mode6-clean-first-segment",
 	}
 	seeds := fuzzSeeds(t)
 	if len(seeds) != len(names) {

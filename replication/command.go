@@ -42,11 +42,18 @@ func parseShareState(data []byte) (group string, delta []byte, ok bool) {
 		return "", nil, false
 	}
 	n, w := binary.Uvarint(data[1:])
-	if w <= 0 || n > uint64(len(data)-1-w) {
+	// An overlong length (0x80 0x00 for 0) is refused: appendShareState
+	// never writes one, and one command must have one encoding.
+	if w <= 0 || w != uvarintLen(n) || n > uint64(len(data)-1-w) {
 		return "", nil, false
 	}
 	rest := data[1+w:]
 	return string(rest[:n]), rest[n:], true
+}
+
+func uvarintLen(n uint64) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], n)
 }
 
 // AppendProduce appends a produce command for batch to dst and returns the

@@ -524,9 +524,9 @@ func readManifest(r io.Reader) ([]byte, error) {
 // watermark, since a snapshot covers applied entries only), producer table
 // length u32, producer table (package partition's producer snapshot
 // encoding, "SLPS"; empty for the minimal FSM), then the share-group
-// states: count u32, and for each, group length u16, group, state length
-// u32, state (package share's snapshot encoding), then a CRC-32C of every
-// byte before it. Version 2 is version 3 without the share states (it is
+// states: count u32, and for each (sorted by group, each group once),
+// group length u16, group, state length u32, state (package share's
+// snapshot encoding), then a CRC-32C of every byte before it. Version 2 is version 3 without the share states (it is
 // still read). Version 1 (36 bytes: index, term, high watermark) is
 // refused: no released replica wrote it.
 type manifest struct {
@@ -630,6 +630,7 @@ func decodeShares(b []byte) (map[string][]byte, error) {
 		return bad(fmt.Sprintf("%d states in %d bytes", count, len(b)))
 	}
 	out := make(map[string][]byte, count)
+	var prev string
 	for range count {
 		if len(b) < 2 {
 			return bad("truncated group")
@@ -639,6 +640,12 @@ func decodeShares(b []byte) (map[string][]byte, error) {
 			return bad("truncated group")
 		}
 		g := string(b[2 : 2+gl])
+		// encode writes groups sorted, once each: a duplicate would
+		// silently drop a state, and one manifest has one reading.
+		if len(out) > 0 && g <= prev {
+			return bad(fmt.Sprintf("group %q after %q", g, prev))
+		}
+		prev = g
 		b = b[2+gl:]
 		sl := binary.LittleEndian.Uint32(b)
 		if uint64(sl) > uint64(len(b)-4) {

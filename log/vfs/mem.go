@@ -229,6 +229,13 @@ func (m *Mem) SyncCount() int {
 	return m.syncs
 }
 
+// StalledSyncs reports how many syncs are blocked by StallSync now.
+func (m *Mem) StalledSyncs() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stalled
+}
+
 // SyncDirCount reports how many SyncDir calls have returned nil.
 func (m *Mem) SyncDirCount() int {
 	m.mu.Lock()
