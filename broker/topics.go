@@ -108,9 +108,10 @@ type registry struct {
 
 	cur atomic.Pointer[view]
 
-	mu       sync.Mutex // guards replicas and configs; held by reconcile
+	mu       sync.Mutex // guards replicas, configs and failed; held by reconcile
 	replicas map[partKey]replica
 	configs  map[partKey]partition.Config
+	failed   map[partKey]bool // assigned here, but the replica did not open (e.g. log.ErrCorrupt)
 
 	idMu      sync.Mutex
 	ident     identity
@@ -159,7 +160,7 @@ func writeIdentity(dir string, id identity) error {
 func newRegistry(b *Broker, ident identity, defaults map[string]string) *registry {
 	r := &registry{
 		b: b, dir: b.cfg.DataDir, defaults: defaults, lg: b.lg.With().Str("component", "registry").Logger(),
-		replicas: map[partKey]replica{}, configs: map[partKey]partition.Config{}, ident: ident,
+		replicas: map[partKey]replica{}, configs: map[partKey]partition.Config{}, failed: map[partKey]bool{}, ident: ident,
 	}
 	r.cur.Store(&view{state: &controller.State{}, topics: map[string]*topic{}, ids: map[[16]byte]*topic{}})
 	return r
@@ -256,9 +257,11 @@ func (r *registry) reconcile(st *controller.State) bool {
 			rep, err := r.openReplica(st, t, int32(i), a, cfg)
 			if err != nil {
 				r.lg.Error().Err(err).Str("topic", t.Name).Int("partition", i).Msg("open replica")
+				r.failed[k] = true
 				ok = false
 				continue
 			}
+			delete(r.failed, k)
 			r.replicas[k], r.configs[k] = rep, cfg
 			r.b.ops.kickBalance() // spread leaders once the new group has one
 		}
@@ -278,6 +281,20 @@ func (r *registry) reconcile(st *controller.State) bool {
 			r.removeDir(r.topicDir(k.id))
 		}
 		r.lg.Info().Str("topic_id", k.id.String()).Int32("partition", k.p).Msg("replica removed")
+	}
+	// A replica that never opened (a damaged log refuses to) is removed
+	// too once it is moved off: moving it back then starts it empty, to
+	// be repaired from its peers, instead of reopening the damage.
+	for k := range r.failed {
+		if want[k] {
+			continue
+		}
+		delete(r.failed, k)
+		r.removeDir(r.partDir(k.id, k.p))
+		if st.TopicByID(k.id) == nil || !wantsTopic(want, k.id) {
+			r.removeDir(r.topicDir(k.id))
+		}
+		r.lg.Warn().Str("topic_id", k.id.String()).Int32("partition", k.p).Msg("replica that failed to open removed")
 	}
 	r.publish(st)
 	return ok
@@ -577,8 +594,13 @@ func (r *registry) setOverrides(t *topic, overrides map[string]string, validateO
 	if validateOnly {
 		return nil
 	}
-	_, err = r.propose(controller.Command{Op: controller.OpSetConfigs, Topic: t.name, Configs: overrides})
-	return err
+	if _, err = r.propose(controller.Command{Op: controller.OpSetConfigs, Topic: t.name, Configs: overrides}); err != nil {
+		return err
+	}
+	// So a DescribeConfigs right after the alter sees it (the view is
+	// published separately from the controller's state).
+	r.waitView(func(v *view) bool { nt := v.ids[t.id]; return nt == nil || maps.Equal(nt.overrides, overrides) })
+	return nil
 }
 
 // allocProducerID hands out a new producer id from a block reserved

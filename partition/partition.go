@@ -135,8 +135,13 @@ func OpenReplicated(dir, topic string, index int32, cfg Config, opts Options) (*
 	if opts.Logger != nil {
 		lg = opts.Logger.With().Str("topic", topic).Int32("partition", index).Logger()
 	}
+	// VerifyOnOpen: a replica whose committed (sealed) data was damaged
+	// must refuse to open, so that it neither votes nor leads until it is
+	// repaired from its peers; a trusted index alone would let a bit flip
+	// open and surface only at read. It costs one CRC read of the log.
 	l, err := log.Open(dir, log.Options{
 		FS: opts.FS, Logger: &lg, SegmentBytes: cfg.SegmentBytes, SegmentAge: cfg.SegmentAge, Now: opts.Now,
+		VerifyOnOpen: true,
 	})
 	if err != nil {
 		return nil, err

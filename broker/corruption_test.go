@@ -1,0 +1,220 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicemq/sluice/broker/config"
+	"github.com/sluicemq/sluice/broker/controller"
+	"github.com/sluicemq/sluice/log"
+)
+
+// Committed data damaged on one replica, then that broker restarted: the
+// damaged replica refuses to open (log.ErrCorrupt), so it has no raft
+// instance and neither votes nor leads; the other two keep the partition
+// available (electing a leader among themselves when the damaged one led);
+// no broker ever serves a corrupt record (franz-go checks every batch's
+// CRC). The operator repairs it by moving the partition off the broker and
+// back: the damaged directory is deleted, a fresh replica catches up from
+// the leader, all three then hold identical batches, and the repaired
+// broker can lead again. Two rounds: a bit flip on a follower, a
+// truncation on the leader.
+func TestDamagedReplicaRefusesToServeAndIsRepaired(t *testing.T) {
+	bs := startCluster(t, 3, 3, func(c *config.Config) { c.AutoLeaderRebalance = false })
+	var seeds []string
+	for _, b := range bs {
+		seeds = append(seeds, b.KafkaAddr())
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("dmg"), kgo.RecordRetries(1<<30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	seg := "2048"
+	if r, err := kadm.NewClient(cl).CreateTopic(ctx(t), 1, 3, map[string]*string{"segment.bytes": &seg}, "dmg"); err != nil || r.Err != nil {
+		t.Fatalf("create: %v %v", err, r.Err)
+	}
+	var acked []string
+	produceN := func(n int) {
+		t.Helper()
+		for range n {
+			v := fmt.Sprintf("dmg-%04d-%s", len(acked), strings.Repeat("x", 100))
+			if err := cl.ProduceSync(ctx(t), &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			acked = append(acked, v)
+		}
+	}
+	leaderOf := func() *Broker {
+		var ld *Broker
+		waitUntil(t, "a leader of dmg/0", func() bool {
+			for _, b := range bs {
+				if rep := localPart(b, "dmg"); rep != nil && rep.IsLeader() && rep.Ready() {
+					ld = b
+					return true
+				}
+			}
+			return false
+		})
+		return ld
+	}
+	leaderOf()
+	produceN(100)
+
+	for _, round := range []struct {
+		name     string
+		leader   bool
+		truncate bool
+	}{
+		{"bit flip on a follower", false, false},
+		{"truncation on the leader", true, true},
+	} {
+		t.Logf("round: %s", round.name)
+		ld := leaderOf()
+		victim := ld
+		if !round.leader {
+			for _, b := range bs {
+				if b != ld {
+					victim = b
+					break
+				}
+			}
+		}
+		id := victim.cfg.NodeID
+		tid := controller.TopicID(victim.reg.get("dmg").id)
+		dir := victim.reg.partDir(tid, 0)
+		cfg := victim.cfg
+		victim.Shutdown(context.Background())
+		damageSealed(t, dir, round.truncate)
+
+		// The log itself names the damage.
+		if l, err := log.Open(dir, log.Options{VerifyOnOpen: true}); !errors.Is(err, log.ErrCorrupt) {
+			if l != nil {
+				l.Close()
+			}
+			t.Fatalf("damaged log opened: %v", err)
+		}
+
+		healthy := map[int32]*Broker{}
+		for bid, b := range bs {
+			if bid != id {
+				healthy[bid] = b
+			}
+		}
+		back := runBroker(t, cfg)
+		bs[id] = back
+		waitUntil(t, "restarted broker ready", back.Ready)
+		waitUntil(t, "the damaged replica failed to open", func() bool {
+			back.reg.mu.Lock()
+			defer back.reg.mu.Unlock()
+			return back.reg.failed[partKey{tid, 0}]
+		})
+		if localPart(back, "dmg") != nil {
+			t.Fatal("the damaged replica is open")
+		}
+		// The healthy two lead and take writes; the damaged one never
+		// appears as leader.
+		if ld := leaderOf(); ld.cfg.NodeID == id {
+			t.Fatal("the damaged broker leads")
+		}
+		produceN(50)
+		checkServed(t, bs, acked)
+
+		// Repair: move off the damaged broker, then back.
+		var rest []int32
+		for bid := range healthy {
+			rest = append(rest, bid)
+		}
+		slices.Sort(rest)
+		movePartition(t, back, "dmg", rest)
+		waitUntil(t, "the damaged directory removed", func() bool {
+			_, err := os.Stat(dir)
+			return os.IsNotExist(err)
+		})
+		produceN(20)
+		movePartition(t, back, "dmg", append(rest, id))
+		var rep replica
+		waitUntil(t, "the repaired replica open", func() bool { rep = localPart(back, "dmg"); return rep != nil })
+		ldp := localPart(leaderOf(), "dmg").Partition()
+		waitUntil(t, "the repaired replica caught up", func() bool {
+			return rep.Partition().HighWatermark() == ldp.HighWatermark() && ldp.HighWatermark() == int64(len(acked))
+		})
+		want := fetchAll(t, ldp)
+		for bid, b := range bs {
+			if got := fetchAll(t, localPart(b, "dmg").Partition()); !bytes.Equal(got, want) {
+				t.Fatalf("broker %d holds other batches than the leader (%d vs %d bytes)", bid, len(got), len(want))
+			}
+		}
+		// The repaired broker can lead again.
+		if code, raw := call(t, back, "POST", "/v1/partitions/dmg/0/leader", map[string]int32{"broker": id}, nil); code != http.StatusOK {
+			t.Fatalf("transfer to the repaired broker: %d %s", code, raw)
+		}
+		waitUntil(t, "the repaired broker leads", func() bool { return rep.IsLeader() && rep.Ready() })
+		produceN(20)
+		checkServed(t, bs, acked)
+	}
+}
+
+// damageSealed flips a bit in the middle of, or cuts 100 bytes off, the
+// first sealed segment in dir (committed and fsynced data).
+func damageSealed(t *testing.T, dir string, truncate bool) {
+	t.Helper()
+	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if err != nil || len(segs) < 2 {
+		t.Fatalf("want a sealed segment in %s: %v %v", dir, segs, err)
+	}
+	slices.Sort(segs)
+	path := segs[0]
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if truncate {
+		b = b[:len(b)-100]
+	} else {
+		b[len(b)/2] ^= 0x10
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// movePartition moves topic/0 onto replicas and waits for the move to end.
+func movePartition(t *testing.T, via *Broker, topic string, replicas []int32) {
+	t.Helper()
+	path := "/v1/partitions/" + topic + "/0/move"
+	if code, raw := call(t, via, "POST", path, moveRequest{Replicas: replicas}, nil); code != http.StatusAccepted && code != http.StatusOK {
+		t.Fatalf("move to %v: %d %s", replicas, code, raw)
+	}
+	waitUntil(t, fmt.Sprintf("move to %v done", replicas), func() bool {
+		var mv moveView
+		call(t, via, "GET", path, nil, &mv)
+		return mv.State == "done" && slices.Equal(mv.Replicas, replicas)
+	})
+}
+
+// checkServed reads the whole partition through every broker with a
+// franz-go consumer (which verifies each batch's CRC) and checks it is
+// exactly the acknowledged records, in order.
+func checkServed(t *testing.T, bs map[int32]*Broker, acked []string) {
+	t.Helper()
+	for id, b := range bs {
+		recs := consume(t, b, "dmg", len(acked), nil)
+		for i, r := range recs {
+			if string(r.Value) != acked[i] || r.Offset != int64(i) {
+				t.Fatalf("via broker %d: offset %d holds %.12q, want %.12q at %d", id, r.Offset, r.Value, acked[i], i)
+			}
+		}
+	}
+}
