@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicemq/sluice/broker/controller"
+	"github.com/sluicemq/sluice/broker/group"
 	"github.com/sluicemq/sluice/partition/share"
 )
 
@@ -179,8 +180,8 @@ func (b *Broker) shareLeaderHint(t *topic, p int32) (leader, epoch int32) {
 func (b *Broker) shareFetch(c *conn, r *kmsg.ShareFetchRequest) responder {
 	resp := r.ResponseKind().(*kmsg.ShareFetchResponse)
 	fail := func(code int16) responder { resp.ErrorCode = code; return now(resp) }
-	group, member := derefStr(r.GroupID), derefStr(r.MemberID)
-	if group == "" || member == "" || len(member) > 36 {
+	groupID, member := derefStr(r.GroupID), derefStr(r.MemberID)
+	if groupID == "" || len(groupID) > group.MaxGroupIDLen || member == "" || len(member) > 36 {
 		return fail(kerr.InvalidRequest.Code)
 	}
 	hasAcks := false
@@ -196,12 +197,12 @@ func (b *Broker) shareFetch(c *conn, r *kmsg.ShareFetchRequest) responder {
 		return fail(kerr.InvalidRequest.Code)
 	}
 	m := b.share
-	k := sessionKey{group, member}
+	k := sessionKey{groupID, member}
 	sess, ec := m.session(c, k, r.ShareSessionEpoch)
 	if ec != 0 {
 		return fail(ec)
 	}
-	cfg, _ := m.shareConfig(group)
+	cfg, _ := m.shareConfig(groupID)
 	resp.AcquisitionLockTimeoutMillis = int32(cfg.LockDuration.Milliseconds())
 	return func() kmsg.Response {
 		now := time.Now()
@@ -395,20 +396,20 @@ func (b *Broker) shareFetchResponse(resp *kmsg.ShareFetchResponse, out map[share
 func (b *Broker) shareAcknowledge(c *conn, r *kmsg.ShareAcknowledgeRequest) responder {
 	resp := r.ResponseKind().(*kmsg.ShareAcknowledgeResponse)
 	fail := func(code int16) responder { resp.ErrorCode = code; return now(resp) }
-	group, member := derefStr(r.GroupID), derefStr(r.MemberID)
+	groupID, member := derefStr(r.GroupID), derefStr(r.MemberID)
 	switch {
-	case group == "" || member == "":
+	case groupID == "" || len(groupID) > group.MaxGroupIDLen || member == "" || len(member) > 36:
 		return fail(kerr.InvalidRequest.Code)
 	case r.ShareSessionEpoch == 0:
 		return fail(kerr.InvalidShareSessionEpoch.Code)
 	}
 	m := b.share
-	k := sessionKey{group, member}
+	k := sessionKey{groupID, member}
 	sess, ec := m.session(c, k, r.ShareSessionEpoch)
 	if ec != 0 {
 		return fail(ec)
 	}
-	cfg, _ := m.shareConfig(group)
+	cfg, _ := m.shareConfig(groupID)
 	resp.AcquisitionLockTimeoutMillis = int32(cfg.LockDuration.Milliseconds()) // v2: after a renewal
 	return func() kmsg.Response {
 		now := time.Now()

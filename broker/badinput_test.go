@@ -1088,6 +1088,7 @@ func badInputCases(t *testing.T, h *badHarness, pid int64, idemBatch []byte, goo
 		codes("share: ShareFetch in a session that does not exist", sf("m", 5, false), kerr.ShareSessionNotFound.Code),
 		codes("share: ShareAcknowledge at epoch 0", sa, kerr.InvalidShareSessionEpoch.Code),
 		codes("share: ShareGroupHeartbeat joining without topics", sh, kerr.InvalidRequest.Code),
+		codes("group: JoinGroup with a 40000-byte group id", jg(strings.Repeat("g", 40000), 10000), kerr.InvalidGroupID.Code),
 	)
 	for _, v := range []struct {
 		req kmsg.Request

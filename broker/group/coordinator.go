@@ -271,10 +271,15 @@ func (c *Coordinator) refresh() {
 	}
 }
 
-// lookup is shardFor for a group id from a request: an empty one is
-// INVALID_GROUP_ID.
+// MaxGroupIDLen bounds group ids: __consumer_offsets keys store them as
+// Kafka strings (int16 length) and snapshot manifests as uint16-length
+// names, and flexible request versions could carry longer ones.
+const MaxGroupIDLen = 32767
+
+// lookup is shardFor for a group id from a request: an empty or too long
+// one is INVALID_GROUP_ID.
 func (c *Coordinator) lookup(group string) (*shard, int16) {
-	if group == "" {
+	if group == "" || len(group) > MaxGroupIDLen {
 		return nil, kerr.InvalidGroupID.Code
 	}
 	return c.shardFor(group)

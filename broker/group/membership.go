@@ -40,7 +40,7 @@ func (c *Coordinator) JoinGroup(r *kmsg.JoinGroupRequest, clientID, clientHost s
 	}
 	instance := deref(r.InstanceID)
 	switch {
-	case r.Group == "":
+	case r.Group == "" || len(r.Group) > MaxGroupIDLen:
 		return fail(kerr.InvalidGroupID.Code)
 	case session < c.cfg.MinSessionTimeout || session > c.cfg.MaxSessionTimeout:
 		return fail(kerr.InvalidSessionTimeout.Code)
