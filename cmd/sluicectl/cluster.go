@@ -445,11 +445,10 @@ func (a *app) newUndrain() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := a.client()
+			c, ctx, cancel, err := a.connect(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.reqCtx(cmd)
 			defer cancel()
 			d, err := c.Admin().Undrain(ctx, id)
 			if err != nil {
@@ -490,11 +489,10 @@ func (a *app) newLeadersCmd() *cobra.Command {
 		Short: "Hand every partition's leadership to its preferred replica (the first)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
+			c, ctx, cancel, err := a.connect(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.reqCtx(cmd)
 			defer cancel()
 			r, err := c.Admin().RebalanceLeaders(ctx)
 			if err != nil {

@@ -165,6 +165,17 @@ func (a *app) close() {
 }
 
 // reqCtx bounds one command's requests by --timeout.
+// connect returns the client and a request context bounded by --timeout,
+// the start of almost every command.
+func (a *app) connect(cmd *cobra.Command) (*client.Client, context.Context, context.CancelFunc, error) {
+	c, err := a.client()
+	if err != nil {
+		return nil, nil, func() {}, err
+	}
+	ctx, cancel := a.reqCtx(cmd)
+	return c, ctx, cancel, nil
+}
+
 func (a *app) reqCtx(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(cmd.Context(), a.timeout)
 }

@@ -89,11 +89,10 @@ and how long ago. Records written there by something else show - as source.`,
 			if n < 0 {
 				return usagef("-n %d: want >= 0 (0: all)", n)
 			}
-			c, err := a.client()
+			c, ctx, cancel, err := a.connect(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.reqCtx(cmd)
 			defer cancel()
 			total, err := recordCount(ctx, c, topic)
 			if err != nil {
@@ -177,11 +176,10 @@ func (a *app) newDLQShow() *cobra.Command {
 			if partition < 0 {
 				return usagef("--partition %d: want >= 0", partition)
 			}
-			c, err := a.client()
+			c, ctx, cancel, err := a.connect(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.reqCtx(cmd)
 			defer cancel()
 			d, err := c.Admin().ReadDeadLetter(ctx, topic, partition, off)
 			if errors.Is(err, client.ErrNotFound) {

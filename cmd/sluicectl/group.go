@@ -31,11 +31,10 @@ func (a *app) newGroupList() *cobra.Command {
 		Short:   "List consumer groups with their state",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
+			c, ctx, cancel, err := a.connect(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.reqCtx(cmd)
 			defer cancel()
 			gs, err := c.Admin().ListGroups(ctx)
 			if err != nil {
@@ -93,11 +92,10 @@ func (a *app) newGroupDescribe() *cobra.Command {
 		Short: "Show a group's state, members, assignments and committed offsets",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			c, err := a.client()
+			c, ctx, cancel, err := a.connect(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.reqCtx(cmd)
 			defer cancel()
 			d, err := c.Admin().DescribeGroup(ctx, argv[0])
 			if err != nil {
@@ -194,11 +192,10 @@ age of the next record to consume; 0 when caught up). Needs the HTTP admin
 API (--admin-url).`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			c, err := a.client()
+			c, ctx, cancel, err := a.connect(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.reqCtx(cmd)
 			defer cancel()
 			st, err := c.Admin().GroupStatus(ctx, argv[0])
 			if err != nil {
@@ -311,11 +308,10 @@ is refused (exit 5). --dry-run shows what would change and commits nothing.
 					return err
 				}
 			}
-			c, err := a.client()
+			c, ctx, cancel, err := a.connect(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.reqCtx(cmd)
 			defer cancel()
 			// Check for members first, for a clear refusal; the broker
 			// refuses the commit too if one joins meanwhile.
@@ -396,11 +392,10 @@ func (a *app) newGroupDelete() *cobra.Command {
 		Short:   "Delete groups and their committed offsets (their consumers must be stopped)",
 		Args:    args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, groups []string) error {
-			c, err := a.client()
+			c, ctx, cancel, err := a.connect(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.reqCtx(cmd)
 			defer cancel()
 			for _, g := range groups {
 				err := c.Admin().DeleteGroup(ctx, g)

@@ -124,11 +124,10 @@ last, move the partition to the same brokers with this one first.`,
 			if !cmd.Flags().Changed("to") || to < 0 {
 				return usagef("--to: required, the id of a broker holding a replica")
 			}
-			c, err := a.client()
+			c, ctx, cancel, err := a.connect(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.reqCtx(cmd)
 			defer cancel()
 			tr, err := c.Admin().TransferLeadership(ctx, topic, p, to)
 			if err != nil {

@@ -30,11 +30,10 @@ func (a *app) newShareGroupList() *cobra.Command {
 		Short:   "List share groups with their state",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
+			c, ctx, cancel, err := a.connect(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.reqCtx(cmd)
 			defer cancel()
 			gs, err := c.Admin().ListShareGroups(ctx)
 			if err != nil {
@@ -92,11 +91,10 @@ them. In a share group several members may share a partition: each record is
 acquired by one member at a time and acknowledged on its own.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			c, err := a.client()
+			c, ctx, cancel, err := a.connect(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.reqCtx(cmd)
 			defer cancel()
 			d, err := c.Admin().DescribeShareGroup(ctx, argv[0])
 			if err != nil {
@@ -180,11 +178,10 @@ Values out of range are refused (exit 2) and nothing changes.`,
 					return usagef("config %q is both set and deleted", k)
 				}
 			}
-			c, err := a.client()
+			c, ctx, cancel, err := a.connect(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.reqCtx(cmd)
 			defer cancel()
 			if len(kv) > 0 || len(del) > 0 {
 				if err := c.Admin().SetShareGroupConfig(ctx, group, kv, del...); err != nil {

@@ -105,11 +105,10 @@ func (a *app) newTopicList() *cobra.Command {
 		Short:   "List topics with their partition counts and replication factors",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
+			c, ctx, cancel, err := a.connect(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.reqCtx(cmd)
 			defer cancel()
 			ts, err := c.Admin().ListTopics(ctx, internal)
 			if err != nil {
@@ -163,11 +162,10 @@ func (a *app) newTopicDescribe() *cobra.Command {
 its configs: those set on the topic, or every config with --all-configs.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			c, err := a.client()
+			c, ctx, cancel, err := a.connect(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.reqCtx(cmd)
 			defer cancel()
 			ti, err := c.Admin().DescribeTopic(ctx, argv[0])
 			if err != nil {
@@ -258,11 +256,10 @@ after, not across.`,
 			if len(kv) == 0 && len(del) == 0 && !cmd.Flags().Changed("partitions") {
 				return usagef("nothing to change: give --set, --delete or --partitions")
 			}
-			c, err := a.client()
+			c, ctx, cancel, err := a.connect(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.reqCtx(cmd)
 			defer cancel()
 			type altered struct {
 				Topic      string   `json:"topic"`
@@ -336,11 +333,10 @@ func (a *app) newTopicDelete() *cobra.Command {
 		Short:   "Delete topics and all their records",
 		Args:    args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, names []string) error {
-			c, err := a.client()
+			c, ctx, cancel, err := a.connect(cmd)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.reqCtx(cmd)
 			defer cancel()
 			// Check every name first, so a typo deletes nothing.
 			for _, n := range names {
