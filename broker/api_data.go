@@ -126,21 +126,37 @@ func (b *Broker) fetch(r *kmsg.FetchRequest) responder {
 				return resp
 			}
 			resp.release() // not enough yet: read again after waiting
-			cases := make([]reflect.SelectCase, 0, len(changed)+2)
-			timer := time.NewTimer(left)
-			cases = append(cases,
-				reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
-				reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(b.closing)})
-			for _, ch := range changed {
-				cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
-			}
-			chosen, _, _ := reflect.Select(cases)
-			timer.Stop()
-			if chosen < 2 {
+			if !b.waitAny(left, changed) {
 				resp, _, _, _ = b.fetchOnce(r)
 				return resp
 			}
 		}
+	}
+}
+
+// waitAny waits up to d for any of chans to be closed; it reports whether
+// one was (false: the time ran out or the broker is stopping).
+func (b *Broker) waitAny(d time.Duration, chans []<-chan struct{}) bool {
+	cases := make([]reflect.SelectCase, 0, len(chans)+2)
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	cases = append(cases,
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(b.closing)})
+	for _, ch := range chans {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+	}
+	chosen, _, _ := reflect.Select(cases)
+	return chosen >= 2
+}
+
+// stopping reports whether ch (the broker's closing channel) is closed.
+func stopping(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 

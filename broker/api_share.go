@@ -254,17 +254,16 @@ func (b *Broker) shareFetch(c *conn, r *kmsg.ShareFetchRequest) responder {
 		wait := min(time.Duration(r.MaxWaitMillis)*time.Millisecond, b.cfg.FetchMaxWaitMax)
 		deadline := now.Add(wait)
 		for {
-			got, changed := b.shareAcquire(targets, k, maxRecords, entry)
-			if got || !time.Now().Before(deadline) {
+			got, waits := b.shareAcquire(targets, k, maxRecords, entry)
+			left := time.Until(deadline)
+			if got || left <= 0 || len(waits) == 0 {
 				break
 			}
-			timer := time.NewTimer(time.Until(deadline))
-			select {
-			case <-changed:
-			case <-timer.C:
-			case <-b.closing:
+			// Locks expire and delays end on the share tick: look again
+			// at least every second.
+			if !b.waitAny(min(left, time.Second), waits) && stopping(b.closing) {
+				break
 			}
-			timer.Stop()
 		}
 		m.advance(k, sess, r.ShareSessionEpoch)
 		return b.shareFetchResponse(resp, out)
@@ -272,10 +271,9 @@ func (b *Broker) shareFetch(c *conn, r *kmsg.ShareFetchRequest) responder {
 }
 
 // shareAcquire acquires records for the session's partitions; it reports
-// whether any were acquired, and a channel closed when waiting could help.
-func (b *Broker) shareAcquire(targets []sharePart, k sessionKey, maxRecords int, entry func(sharePart) *kmsg.ShareFetchResponseTopicPartition) (bool, <-chan struct{}) {
+// whether any were acquired, and the channels to wait on when none were.
+func (b *Broker) shareAcquire(targets []sharePart, k sessionKey, maxRecords int, entry func(sharePart) *kmsg.ShareFetchResponseTopicPartition) (bool, []<-chan struct{}) {
 	m := b.share
-	changed := make(chan struct{})
 	var waits []<-chan struct{}
 	got := false
 	now := time.Now()
@@ -322,29 +320,7 @@ func (b *Broker) shareAcquire(targets []sharePart, k sessionKey, maxRecords int,
 			maxRecords -= int(r.Last - r.First + 1)
 		}
 	}
-	if !got && len(waits) > 0 {
-		b.bgWG.Add(1)
-		go func() {
-			defer b.bgWG.Done()
-			cases := make(chan struct{}, len(waits))
-			for _, w := range waits {
-				go func(w <-chan struct{}) {
-					select {
-					case <-w:
-						cases <- struct{}{}
-					case <-changed:
-					}
-				}(w)
-			}
-			select {
-			case <-cases:
-			case <-b.closing:
-			case <-time.After(time.Second): // locks expire and delays end on the tick
-			}
-			close(changed)
-		}()
-	}
-	return got, changed
+	return got, waits
 }
 
 // shareAck applies acknowledgements to one partition.

@@ -9,6 +9,7 @@ package broker
 // state a new leader would not have.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strconv"
@@ -403,9 +404,9 @@ func readRecord(rep replica, offset int64) (sourceRecord, error) {
 		err = batch.Records(b, batch.Limits{}, func(r batch.Record) error {
 			if !found && hd.RecordOffset(r) == offset {
 				found = true
-				out = sourceRecord{Key: clone(r.Key), Value: clone(r.Value), Timestamp: hd.RecordTimestamp(r)}
+				out = sourceRecord{Key: bytes.Clone(r.Key), Value: bytes.Clone(r.Value), Timestamp: hd.RecordTimestamp(r)}
 				for _, rh := range r.Headers {
-					out.Headers = append(out.Headers, batch.RecordHeader{Key: rh.Key, Value: clone(rh.Value)})
+					out.Headers = append(out.Headers, batch.RecordHeader{Key: rh.Key, Value: bytes.Clone(rh.Value)})
 				}
 			}
 			return nil
@@ -418,13 +419,6 @@ func readRecord(rep replica, offset int64) (sourceRecord, error) {
 		return sourceRecord{}, kerr.OffsetOutOfRange
 	}
 	return out, nil
-}
-
-func clone(b []byte) []byte {
-	if b == nil {
-		return nil
-	}
-	return append([]byte{}, b...)
 }
 
 // loop ticks every share-partition and forgets those no longer led here.
@@ -478,8 +472,8 @@ func (h *shareHost) stat(now time.Time) (metrics.ShareStat, bool) {
 	}
 	h.mu.Unlock()
 	if ok {
-		if rec, err := readRecord(h.rep, oldest); err == nil && rec.Timestamp > 0 {
-			out.LagSeconds = max(0, now.Sub(time.UnixMilli(rec.Timestamp)).Seconds())
+		if ts, err := localTimestamp(h.rep, oldest); err == nil && ts > 0 {
+			out.LagSeconds = max(0, now.Sub(time.UnixMilli(ts)).Seconds())
 		}
 	}
 	return out, true
