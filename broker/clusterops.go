@@ -807,9 +807,26 @@ func (o *clusterOps) handOver(ctx context.Context, st *controller.State, k partK
 	if !voter {
 		return errSkip
 	}
-	commit := rf.CommitIndex()
-	fs, err := o.call(ctx, st, to, replicaRequest{TopicID: k.id, Partition: k.p, Action: "status"})
-	if err != nil || !fs.Hosted || fs.LastIndex < commit {
+	// A replica that just lost leadership may still be one entry (the new
+	// leader's no-op) behind; give it a moment to catch up rather than
+	// skipping it until the next periodic check.
+	caughtUp := false
+	for try := 0; try < 10 && !caughtUp; try++ {
+		if try > 0 {
+			select {
+			case <-ctx.Done():
+				return errSkip
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		commit := rf.CommitIndex()
+		fs, err := o.call(ctx, st, to, replicaRequest{TopicID: k.id, Partition: k.p, Action: "status"})
+		if err != nil || !fs.Hosted {
+			return errSkip
+		}
+		caughtUp = fs.LastIndex >= commit
+	}
+	if !caughtUp {
 		return errSkip
 	}
 	br := st.Brokers[to]
