@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/sluicemq/sluice/bench"
 	"github.com/sluicemq/sluice/broker/brokertest"
 )
@@ -167,6 +170,41 @@ func TestRunEndToEndConsumesEverythingProduced(t *testing.T) {
 	if len(res.Notes) != 0 {
 		t.Errorf("notes %q, want none", res.Notes)
 	}
+}
+
+// A share group's consumers may outnumber the partitions, and together
+// read the whole backlog from the topic's start.
+func TestRunShareGroupReadsBacklogWithMoreConsumersThanPartitions(t *testing.T) {
+	addr := brokertest.Run(t).KafkaAddr()
+	cfg := config(addr, "queue", bench.Consume, 2000)
+	cfg.Partitions, cfg.Consumers, cfg.ShareGroup = 2, 4, "bench-workers"
+	res := run(t, cfg)
+	checkProduce(t, res.Produce, 2000, 256)
+	// Deliveries are counted: a record released by a member's session
+	// change is delivered again, so at least every record once.
+	if c := res.Consume; c == nil || c.Consumed < 2000 || c.Bytes != c.Consumed*256 {
+		t.Fatalf("consume %+v, want at least 2000 deliveries of 256 bytes", c)
+	}
+	checkSeries(t, res)
+
+	adm := kadm.NewClient(mustClient(t, addr))
+	groups, err := adm.ListGroupsByType(context.Background(), []string{"share"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := groups["bench-workers"]; !ok {
+		t.Errorf("share groups %v, want bench-workers", groups.Groups())
+	}
+}
+
+func mustClient(t *testing.T, addr string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
 }
 
 func TestRunOpenLoopSendsTheScheduledCount(t *testing.T) {

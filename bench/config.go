@@ -80,6 +80,12 @@ type Config struct {
 
 	Producers int `json:"producers"`
 	Consumers int `json:"consumers"`
+	// ShareGroup, if set, makes the consumers (Consume, EndToEnd) members
+	// of this KIP-932 share group instead of readers of assigned
+	// partitions: records are acquired, delivered and acknowledged
+	// (ACCEPT) one by one, and there may be more consumers than
+	// partitions. The group is set to start at the topic's start.
+	ShareGroup string `json:"share_group,omitempty"`
 
 	// Messages is how many messages to send (Produce, EndToEnd) or read
 	// (Consume); 0 means until Duration.

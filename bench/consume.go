@@ -8,20 +8,25 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // consumePhase runs cfg.Consumers consumers, each reading its share of the
 // partitions from given offsets. Partitions are assigned directly, not
 // through a group, so any broker works and no rebalance is measured.
 type consumePhase struct {
-	cfg   *Config
-	c     *counters
-	tag   uint64
-	e2e   bool // read send times from values
-	pos   map[int32]*atomic.Int64
-	last  atomic.Int64 // unix nanoseconds of the last record read
-	start time.Time
+	cfg *Config
+	c   *counters
+	tag uint64
+	e2e bool // read send times from values
+	// shared: the consumers are share-group members, which get records
+	// out of order, so pos is not kept and a run ends by counts only.
+	shared bool
+	pos    map[int32]*atomic.Int64
+	last   atomic.Int64 // unix nanoseconds of the last record read
+	start  time.Time
 
 	errOnce  sync.Once
 	firstErr string
@@ -43,15 +48,22 @@ func startConsume(ctx context.Context, cfg *Config, c *counters, smp *sampler, t
 		ph.pos[p].Store(off)
 		shares[int(p)%cfg.Consumers][p] = kgo.NewOffset().At(off)
 	}
+	ph.shared = cfg.ShareGroup != ""
 	var clients []*kgo.Client
 	var recs []*recorder
 	for _, share := range shares {
-		cl, err := kgo.NewClient(
+		opts := []kgo.Opt{
 			kgo.SeedBrokers(cfg.Brokers...),
 			kgo.ClientID("sluice-bench"),
-			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: share}),
-			kgo.FetchMaxBytes(64<<20),
-		)
+			kgo.FetchMaxBytes(64 << 20),
+		}
+		if cfg.ShareGroup != "" {
+			// Each poll's records are accepted by the next poll.
+			opts = append(opts, kgo.ShareGroup(cfg.ShareGroup), kgo.ConsumeTopics(cfg.Topic))
+		} else {
+			opts = append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: share}))
+		}
+		cl, err := kgo.NewClient(opts...)
 		if err != nil {
 			for _, c := range clients {
 				c.Close()
@@ -92,7 +104,9 @@ func (ph *consumePhase) consumer(ctx context.Context, cl *kgo.Client, e2e *recor
 		fs.EachRecord(func(r *kgo.Record) {
 			n++
 			bytes += int64(len(r.Value))
-			ph.pos[r.Partition].Store(r.Offset + 1)
+			if !ph.shared {
+				ph.pos[r.Partition].Store(r.Offset + 1)
+			}
 			if ph.e2e && len(r.Value) >= HeaderSize && binary.BigEndian.Uint64(r.Value[8:16]) == ph.tag {
 				tagged++
 				e2e.record(now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(r.Value)))))
@@ -134,4 +148,25 @@ func (ph *consumePhase) result() *ConsumeResult {
 		cr.MBPerSec = float64(cr.Bytes) / cr.Seconds / 1e6
 	}
 	return cr
+}
+
+// startShareGroupAtEarliest sets share.auto.offset.reset=earliest on
+// group, so a new group reads the backlog a Consume run measures (KIP-932's
+// default, latest, would start past it).
+func startShareGroupAtEarliest(ctx context.Context, adm *kgo.Client, group string) error {
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeGroupConfig, group
+	c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	c.Op, c.Name, c.Value = kmsg.IncrementalAlterConfigOpSet, "share.auto.offset.reset", kmsg.StringPtr("earliest")
+	rr.Configs = append(rr.Configs, c)
+	req.Resources = append(req.Resources, rr)
+	resp, err := req.RequestWith(ctx, adm)
+	if err == nil && len(resp.Resources) == 1 {
+		err = kerr.ErrorForCode(resp.Resources[0].ErrorCode)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: share group %q: setting share.auto.offset.reset: %w", ErrConfig, group, err)
+	}
+	return nil
 }

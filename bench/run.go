@@ -31,9 +31,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Workload != Produce && cfg.Consumers > tp.Partitions {
+	if cfg.Workload != Produce && cfg.ShareGroup == "" && cfg.Consumers > tp.Partitions {
 		return nil, fmt.Errorf("%w: %d consumers for %d partitions: each consumer needs at least one partition",
 			ErrConfig, cfg.Consumers, tp.Partitions)
+	}
+
+	if cfg.Workload != Produce && cfg.ShareGroup != "" {
+		if err := startShareGroupAtEarliest(ctx, adm, cfg.ShareGroup); err != nil {
+			return nil, err
+		}
 	}
 
 	r := &runner{cfg: &cfg, adm: adm, c: &counters{}, tag: rand.Uint64(), res: &Result{

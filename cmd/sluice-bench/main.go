@@ -144,7 +144,8 @@ func newWorkload(w bench.Workload, use, short string) *cobra.Command {
 	fl.DurationVar(&cfg.Linger, "linger", cfg.Linger, "producer linger (0 for lowest latency)")
 	fl.IntVar(&cfg.BatchMaxBytes, "batch-max-bytes", cfg.BatchMaxBytes, "maximum bytes of one producer batch")
 	fl.IntVar(&cfg.Producers, "producers", cfg.Producers, "producer clients")
-	fl.IntVar(&cfg.Consumers, "consumers", cfg.Consumers, "consumer clients (at most the partition count)")
+	fl.IntVar(&cfg.Consumers, "consumers", cfg.Consumers, "consumer clients (at most the partition count, unless --share-group)")
+	fl.StringVar(&cfg.ShareGroup, "share-group", "", "consume as members of this share group (KIP-932: per-record acquire and ACCEPT, any number of consumers); empty reads assigned partitions")
 	fl.Int64VarP(&cfg.Messages, "messages", "n", cfg.Messages, "messages to send or read; 0 means until --duration")
 	fl.DurationVarP(&cfg.Duration, "duration", "d", cfg.Duration, "how long to send or read; 0 means until --messages; with only --messages given the run is count-based")
 	fl.Float64Var(&cfg.Rate, "rate", cfg.Rate, "open-loop send rate in msg/s over all producers; 0 means maximum throughput")
@@ -156,6 +157,7 @@ func newWorkload(w bench.Workload, use, short string) *cobra.Command {
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress lines on stderr")
 	if w == bench.Produce {
 		_ = fl.MarkHidden("consumers") // a produce run has none
+		_ = fl.MarkHidden("share-group")
 	}
 	return cmd
 }
