@@ -218,3 +218,125 @@ func checkServed(t *testing.T, bs map[int32]*Broker, acked []string) {
 		}
 	}
 }
+
+// Committed data damaged under a running leader: the first read that
+// finds it (here a consumer's fetch from the start) takes the replica out
+// of service at once, not at the next restart. The broker closes it and
+// lists it as failed to open, so it neither leads nor votes; the other two
+// elect a leader and take writes; nothing corrupt is served; the usual
+// repair (move off and back) rebuilds it.
+func TestDamageFoundWhileRunningClosesTheReplica(t *testing.T) {
+	bs := startCluster(t, 3, 3, func(c *config.Config) { c.AutoLeaderRebalance = false })
+	var seeds []string
+	for _, b := range bs {
+		seeds = append(seeds, b.KafkaAddr())
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("dmg"), kgo.RecordRetries(1<<30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	seg := "2048"
+	if r, err := kadm.NewClient(cl).CreateTopic(ctx(t), 1, 3, map[string]*string{"segment.bytes": &seg}, "dmg"); err != nil || r.Err != nil {
+		t.Fatalf("create: %v %v", err, r.Err)
+	}
+	var acked []string
+	produceN := func(n int) {
+		t.Helper()
+		for range n {
+			v := fmt.Sprintf("dmg-%04d-%s", len(acked), strings.Repeat("x", 100))
+			if err := cl.ProduceSync(ctx(t), &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			acked = append(acked, v)
+		}
+	}
+	leader := func() *Broker {
+		var ld *Broker
+		waitUntil(t, "a leader of dmg/0", func() bool {
+			for _, b := range bs {
+				if rep := localPart(b, "dmg"); rep != nil && rep.IsLeader() && rep.Ready() {
+					ld = b
+					return true
+				}
+			}
+			return false
+		})
+		return ld
+	}
+	produceN(100)
+	victim := leader()
+	id := victim.cfg.NodeID
+	tid := controller.TopicID(victim.reg.get("dmg").id)
+	dir := victim.reg.partDir(tid, 0)
+	rep := localPart(victim, "dmg")
+
+	// One bit of the first sealed segment, in place under the open log.
+	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if err != nil || len(segs) < 2 {
+		t.Fatalf("want a sealed segment: %v %v", segs, err)
+	}
+	slices.Sort(segs)
+	f, err := os.OpenFile(segs[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := f.Stat()
+	var b [1]byte
+	if _, err := f.ReadAt(b[:], fi.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x10
+	if _, err := f.WriteAt(b[:], fi.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	if _, err := rep.Partition().Fetch(0, 1<<20); err == nil {
+		t.Fatal("a fetch over the damaged segment succeeded")
+	}
+	waitUntil(t, "the damaged replica closed and listed as failed", func() bool {
+		victim.reg.mu.Lock()
+		defer victim.reg.mu.Unlock()
+		return victim.reg.failed[partKey{tid, 0}] && victim.reg.replicas[partKey{tid, 0}] == nil
+	})
+	if localPart(victim, "dmg") != nil {
+		t.Fatal("the damaged replica is still published")
+	}
+	if rep.IsLeader() {
+		t.Fatal("the damaged replica still leads")
+	}
+	if ld := leader(); ld.cfg.NodeID == id {
+		t.Fatal("the damaged broker leads")
+	}
+	produceN(50)
+	checkServed(t, bs, acked)
+	// Reconcile retries the open every second meanwhile, and the damaged
+	// log keeps refusing it.
+	if localPart(victim, "dmg") != nil {
+		t.Fatal("the damaged replica reopened")
+	}
+
+	var rest []int32
+	for bid := range bs {
+		if bid != id {
+			rest = append(rest, bid)
+		}
+	}
+	slices.Sort(rest)
+	movePartition(t, victim, "dmg", rest)
+	waitUntil(t, "the damaged directory removed", func() bool {
+		_, err := os.Stat(dir)
+		return os.IsNotExist(err)
+	})
+	movePartition(t, victim, "dmg", append(rest, id))
+	var fresh replica
+	waitUntil(t, "the repaired replica open", func() bool { fresh = localPart(victim, "dmg"); return fresh != nil })
+	ldp := localPart(leader(), "dmg").Partition()
+	waitUntil(t, "the repaired replica caught up", func() bool {
+		return fresh.Partition().HighWatermark() == ldp.HighWatermark() && ldp.HighWatermark() == int64(len(acked))
+	})
+	if got, want := fetchAll(t, fresh.Partition()), fetchAll(t, ldp); !bytes.Equal(got, want) {
+		t.Fatalf("the repaired replica holds other batches than the leader (%d vs %d bytes)", len(got), len(want))
+	}
+}

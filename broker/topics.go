@@ -112,6 +112,7 @@ type registry struct {
 	replicas map[partKey]replica
 	configs  map[partKey]partition.Config
 	failed   map[partKey]bool // assigned here, but the replica did not open (e.g. log.ErrCorrupt)
+	kick     chan struct{}    // asks reconcileLoop for another pass
 
 	idMu      sync.Mutex
 	ident     identity
@@ -160,7 +161,7 @@ func writeIdentity(dir string, id identity) error {
 func newRegistry(b *Broker, ident identity, defaults map[string]string) *registry {
 	r := &registry{
 		b: b, dir: b.cfg.DataDir, defaults: defaults, lg: b.lg.With().Str("component", "registry").Logger(),
-		replicas: map[partKey]replica{}, configs: map[partKey]partition.Config{}, failed: map[partKey]bool{}, ident: ident,
+		replicas: map[partKey]replica{}, configs: map[partKey]partition.Config{}, failed: map[partKey]bool{}, kick: make(chan struct{}, 1), ident: ident,
 	}
 	r.cur.Store(&view{state: &controller.State{}, topics: map[string]*topic{}, ids: map[[16]byte]*topic{}})
 	return r
@@ -223,6 +224,7 @@ func (r *registry) reconcileLoop() {
 			return
 		case <-changed:
 		case <-retry.C:
+		case <-r.kick:
 		}
 	}
 }
@@ -263,6 +265,8 @@ func (r *registry) reconcile(st *controller.State) bool {
 			}
 			delete(r.failed, k)
 			r.replicas[k], r.configs[k] = rep, cfg
+			r.b.bgWG.Add(1)
+			go r.watchDamage(k, t.Name, rep)
 			r.b.ops.kickBalance() // spread leaders once the new group has one
 		}
 	}
@@ -298,6 +302,50 @@ func (r *registry) reconcile(st *controller.State) bool {
 	}
 	r.publish(st)
 	return ok
+}
+
+// watchDamage takes rep out of service when its log finds stored data
+// corrupt while running: the replica closes (so it neither votes nor
+// leads nor serves) and counts as failed to open, exactly as if the
+// damage had been found at start. Reconcile then retries the open, which
+// the damaged log refuses, until an operator moves the replica off this
+// broker and back to rebuild it from its peers.
+func (r *registry) watchDamage(k partKey, name string, rep replica) {
+	defer r.b.bgWG.Done()
+	l := rep.Partition().Log()
+	select {
+	case <-l.Damaged():
+	case <-l.Stopped():
+		return
+	case <-r.b.closing:
+		return
+	}
+	// Under r.mu, like reconcile's closes: no open of the same directory
+	// may start before this close ends.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.replicas[k] != rep {
+		return
+	}
+	r.lg.Error().Str("topic", name).Int32("partition", k.p).
+		Msg("replica's stored data is corrupt: replica closed until repaired (move it off this broker and back)")
+	delete(r.replicas, k)
+	delete(r.configs, k)
+	r.failed[k] = true
+	r.publish(r.cur.Load().state)
+	if err := rep.Close(); err != nil {
+		r.lg.Warn().Err(err).Str("topic", name).Int32("partition", k.p).Msg("close damaged replica")
+	}
+	r.b.mux.RemoveGroup(groupID(k.id, k.p))
+	r.kickReconcile()
+}
+
+// kickReconcile asks for a reconcile pass soon.
+func (r *registry) kickReconcile() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
 }
 
 // wantsTopic reports whether a replica of topic id is assigned here.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -925,4 +926,60 @@ func corruptionCases(t testing.TB) []corruptionCase {
 		out: refusedOpen, file: act.path, damageAt: 0,
 	})
 	return cases
+}
+
+// Damage that appears under an open log (bit rot in a sealed segment, a
+// stray write) is refused at read, and Damaged tells the log's owner so
+// that it can stop trusting the log (a replica leaves its raft group).
+func TestDamagedClosesOnCorruptRead(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, Options{SegmentBytes: 4096})
+	defer l.Close()
+	for i := 0; i < 20; i++ {
+		mustAppend(t, l, testBatch(4, int64(i), 200))
+	}
+	select {
+	case <-l.Damaged():
+		t.Fatal("damaged before any damage")
+	default:
+	}
+	readAllBatches(t, l, 0) // all sound
+
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first string
+	for _, n := range names {
+		if strings.HasSuffix(n.Name(), segmentExt) {
+			first = filepath.Join(dir, n.Name())
+			break
+		}
+	}
+	f, err := os.OpenFile(first, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A byte inside the first batch's records, past every header.
+	var b [1]byte
+	if _, err := f.ReadAt(b[:], 200); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x10
+	if _, err := f.WriteAt(b[:], 200); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	if _, err := l.Read(0, 1<<20, -1); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("read of the damaged batch: %v, want ErrCorrupt", err)
+	}
+	select {
+	case <-l.Damaged():
+	default:
+		t.Fatal("Damaged not closed after a corrupt read")
+	}
+	if _, err := l.Entry(1); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("entry of the damaged batch: %v, want ErrCorrupt", err)
+	}
 }

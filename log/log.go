@@ -113,6 +113,31 @@ type Log struct {
 	// hint, -1 until read.
 	cmu     sync.Mutex
 	cleaned int64
+
+	// damaged is closed the first time a read finds stored data corrupt.
+	damaged     chan struct{}
+	damagedOnce sync.Once
+}
+
+// Damaged is closed the first time Read or Entry finds stored data
+// corrupt (ErrCorrupt) while the log is open. Data the log stored and
+// fsynced has changed under it, so its owner should stop trusting it: a
+// replica leaves its raft group until repaired (docs/DESIGN.md).
+func (l *Log) Damaged() <-chan struct{} { return l.damaged }
+
+// Stopped is closed when the log's writer has exited: the log was closed
+// or failed. Watchers of Damaged stop with it.
+func (l *Log) Stopped() <-chan struct{} { return l.done }
+
+// noteDamage closes Damaged when err reports corruption; it returns err.
+func (l *Log) noteDamage(err error) error {
+	if errors.Is(err, ErrCorrupt) {
+		l.damagedOnce.Do(func() {
+			l.log.Error().Err(err).Msg("stored data found corrupt while open")
+			close(l.damaged)
+		})
+	}
+	return err
 }
 
 // Generation counts the operations that remove or replace entries
@@ -135,6 +160,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		reqs:    make(chan *request, queueDepth),
 		done:    make(chan struct{}),
 		cleaned: -1,
+		damaged: make(chan struct{}),
 	}
 	l.segmentBytes.Store(o.SegmentBytes)
 	l.segmentAge.Store(int64(o.SegmentAge))
@@ -407,6 +433,11 @@ func (l *Log) closedErr() error {
 // limit < 0 means the log end). Reading at the end returns no batches.
 // Every returned frame's CRC is verified.
 func (l *Log) Read(offset int64, maxBytes int, limit int64) (ReadResult, error) {
+	res, err := l.read(offset, maxBytes, limit)
+	return res, l.noteDamage(err)
+}
+
+func (l *Log) read(offset int64, maxBytes int, limit int64) (ReadResult, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	res := ReadResult{Next: offset}
@@ -466,6 +497,11 @@ func (l *Log) Read(offset int64, maxBytes int, limit int64) (ReadResult, error) 
 
 // Entry returns the entry at index, or ErrNotFound. Its Data is freshly read.
 func (l *Log) Entry(index uint64) (Entry, error) {
+	e, err := l.entry(index)
+	return e, l.noteDamage(err)
+}
+
+func (l *Log) entry(index uint64) (Entry, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.err != nil {
