@@ -28,8 +28,8 @@ import (
 // CRC). The operator repairs it by moving the partition off the broker and
 // back: the damaged directory is deleted, a fresh replica catches up from
 // the leader, all three then hold identical batches, and the repaired
-// broker can lead again. Two rounds: a bit flip on a follower, a
-// truncation on the leader.
+// broker can lead again. Four rounds: a bit flip and a truncation, each
+// on a follower and on the leader.
 func TestDamagedReplicaRefusesToServeAndIsRepaired(t *testing.T) {
 	bs := startCluster(t, 3, 3, func(c *config.Config) { c.AutoLeaderRebalance = false })
 	var seeds []string
@@ -79,6 +79,8 @@ func TestDamagedReplicaRefusesToServeAndIsRepaired(t *testing.T) {
 	}{
 		{"bit flip on a follower", false, false},
 		{"truncation on the leader", true, true},
+		{"truncation on a follower", false, true},
+		{"bit flip on the leader", true, false},
 	} {
 		t.Logf("round: %s", round.name)
 		ld := leaderOf()
