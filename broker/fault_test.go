@@ -238,6 +238,17 @@ func TestLaggingFollowerDoesNotSayOutOfRange(t *testing.T) {
 	if end := follower.reg.get("lag").partition(0).Partition().Log().EndOffset(); end >= 10 {
 		t.Fatalf("the isolated follower has the records (log end %d)", end)
 	}
+	// On a loaded machine leadership may have moved to the other
+	// connected broker meanwhile: ask whichever leads now.
+	waitUntil(t, "a leader among the connected brokers", func() bool {
+		for _, b := range others {
+			if p := b.reg.get("lag").partition(0); p != nil && p.Ready() {
+				leader = b
+				return true
+			}
+		}
+		return false
+	})
 	fc := newClient(t, follower)
 	resp, err := fc.Broker(int(follower.cfg.NodeID)).Request(ctx(t), fetchReq(12, "lag", follower.reg.get("lag").id, fetchPart{0, 10}))
 	if err != nil {
