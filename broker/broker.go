@@ -137,6 +137,7 @@ func (b *Broker) Start() error {
 		return fmt.Errorf("broker: listen %s: %w", b.cfg.RaftAddr, err)
 	}
 	b.ops.register()
+	b.share.register()
 	fail := func(err error) error {
 		b.closeStorage()
 		return err

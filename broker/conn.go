@@ -174,8 +174,8 @@ func (c *conn) finish(p pending, buf []byte) (net.Buffers, []byte, func(), bool)
 }
 
 func apiName(key int16) string {
-	if r := kmsg.RequestForKey(key); r != nil {
-		return kmsg.NameForKey(key)
+	if r := protocol.NewRequest(key); r != nil {
+		return protocol.NameForKey(key)
 	}
 	return "Unknown"
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicemq/sluice/broker/controller"
 	"github.com/sluicemq/sluice/protocol"
+	"github.com/sluicemq/sluice/protocol/sluiceapi"
 )
 
 // handle starts a request and returns what finishes it. Handlers run in
@@ -72,6 +73,14 @@ func (b *Broker) handle(c *conn, req *protocol.Request, frame []byte) responder 
 		return b.shareFetch(c, r)
 	case *kmsg.ShareAcknowledgeRequest:
 		return b.shareAcknowledge(c, r)
+	case *kmsg.DescribeShareGroupOffsetsRequest:
+		return b.describeShareGroupOffsets(r)
+	case *kmsg.AlterShareGroupOffsetsRequest:
+		return b.alterShareGroupOffsets(r)
+	case *kmsg.DeleteShareGroupOffsetsRequest:
+		return b.deleteShareGroupOffsets(r)
+	case *sluiceapi.ShareNoteRequest:
+		return now(b.shareNote(r))
 	}
 	// protocol.Decode only returns supported keys; this is a programming error.
 	c.lg.Error().Int16("api_key", req.Header.Key).Msg("no handler for a supported API")

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/sluicemq/sluice/log/batch"
 	"github.com/sluicemq/sluice/partition"
 	"github.com/sluicemq/sluice/partition/share"
+	"github.com/sluicemq/sluice/protocol/sluiceapi"
 )
 
 type shareKey struct {
@@ -45,6 +47,11 @@ type shareHost struct {
 	sp   *share.Partition // nil after a failed replication: rebuilt on next use
 	wake chan struct{}    // closed and replaced when records may have become acquirable
 	busy bool             // a dead-letter write is under way
+	// notes holds the last error a member reported (SluiceShareNote) for
+	// records not done yet: at most one per record in the window, each at
+	// most sluiceapi.MaxNoteText bytes. Leader memory only: a new leader
+	// (a new shareHost) starts without them.
+	notes map[int64]string
 }
 
 // shareManager owns the share-partitions and share sessions of a broker.
@@ -81,6 +88,18 @@ func (m *shareManager) shareConfig(group string) (cfg share.Config, values map[s
 // host returns the share-partition of group on partition p of t, built
 // from the committed state when this broker starts leading it.
 func (m *shareManager) host(group string, t *topic, p int32) (*shareHost, error) {
+	h, err := m.entry(group, t, p)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h, h.load(m)
+}
+
+// entry returns the share-partition of group on partition p of t if this
+// broker leads p, without building its working copy.
+func (m *shareManager) entry(group string, t *topic, p int32) (*shareHost, error) {
 	rep := t.partition(p)
 	if rep == nil || !rep.Ready() {
 		return nil, kerr.NotLeaderForPartition
@@ -88,15 +107,13 @@ func (m *shareManager) host(group string, t *topic, p int32) (*shareHost, error)
 	_, term := rep.Leader()
 	k := shareKey{group, t.id, p}
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	h := m.hosts[k]
 	if h == nil || h.term != term || h.rep != rep {
 		h = &shareHost{key: k, name: t.name, rep: rep, term: term, wake: make(chan struct{})}
 		m.hosts[k] = h
 	}
-	m.mu.Unlock()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h, h.load(m)
+	return h, nil
 }
 
 // load (h.mu held) builds the working copy when there is none and applies
@@ -268,8 +285,49 @@ func (h *shareHost) ack(m *shareManager, member string, batches []share.AckBatch
 	if err := h.replicate(); err != nil {
 		return err
 	}
+	h.pruneNotes()
 	h.poke()
 	return nil
+}
+
+// note keeps the texts of notes whose records member (nil: any member)
+// holds at the note's delivery count, the latest per record. It returns
+// share.ErrInvalidRecordState when some note was refused (the others are
+// kept): the record is not acquired (released, expired, done, not read
+// yet), by that member, at that delivery.
+func (h *shareHost) note(member *string, notes []sluiceapi.ShareNote) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.sp == nil {
+		return share.ErrInvalidRecordState // nothing is acquired until it is rebuilt
+	}
+	var refused error
+	for _, n := range notes {
+		st, ok := h.sp.Status(n.Offset)
+		if !ok || st.State != share.Acquired || st.DeliveryCount != n.DeliveryCount || member != nil && st.Owner != *member {
+			refused = fmt.Errorf("%w: offset %d delivery %d", share.ErrInvalidRecordState, n.Offset, n.DeliveryCount)
+			continue
+		}
+		if h.notes == nil {
+			h.notes = make(map[int64]string)
+		}
+		h.notes[n.Offset] = n.Text
+	}
+	return refused
+}
+
+// pruneNotes (h.mu held) drops the notes of records that are done or no
+// longer in the window: acknowledged, archived without a dead letter,
+// dead-lettered, or skipped.
+func (h *shareHost) pruneNotes() {
+	if len(h.notes) == 0 || h.sp == nil {
+		return
+	}
+	for off := range h.notes {
+		if st, ok := h.sp.Status(off); !ok || st.Done() {
+			delete(h.notes, off)
+		}
+	}
 }
 
 // release gives back everything member holds here (its session ended).
@@ -297,24 +355,39 @@ func (h *shareHost) tick(m *shareManager, now time.Time) {
 	if h.replicate() != nil {
 		return
 	}
+	h.pruneNotes()
 	if d, ok := h.sp.NextDeadline(); ok && !d.After(now) {
 		h.poke()
 	}
 	if letters := h.sp.DeadLetters(); len(letters) > 0 && h.dlq != "" && !h.busy {
 		h.busy = true
 		dlq := h.dlq
+		var errs map[int64]string // the letters' last notes
+		for _, dl := range letters {
+			if text := h.notes[dl.Offset]; text != "" {
+				if errs == nil {
+					errs = make(map[int64]string)
+				}
+				errs[dl.Offset] = text
+			}
+		}
 		m.b.bgWG.Add(1)
 		go func() {
 			defer m.b.bgWG.Done()
-			h.deadLetter(m, dlq, letters)
+			h.deadLetter(m, dlq, letters, errs)
 		}()
 	}
 }
 
+// deadLetterErrorHeader carries a dead letter's last note (the error the
+// member reported with SluiceShareNote before it gave the record back).
+const deadLetterErrorHeader = "sluice.dlq.error"
+
 // deadLetter writes records to the dead-letter topic with headers naming
-// where they came from and why, then records that they were written.
-// A crash in between writes them again (at least once).
-func (h *shareHost) deadLetter(m *shareManager, dlq string, letters []share.DeadLetter) {
+// where they came from and why (errs: the last error reported for an
+// offset, if any), then records that they were written. A crash in
+// between writes them again (at least once).
+func (h *shareHost) deadLetter(m *shareManager, dlq string, letters []share.DeadLetter, errs map[int64]string) {
 	defer func() {
 		h.mu.Lock()
 		h.busy = false
@@ -357,6 +430,9 @@ func (h *shareHost) deadLetter(m *shareManager, dlq string, letters []share.Dead
 			kgo.RecordHeader{Key: "sluice.dlq.reason", Value: []byte(dl.Reason)},
 			kgo.RecordHeader{Key: "sluice.dlq.timestamp", Value: []byte(strconv.FormatInt(src.Timestamp, 10))},
 		)
+		if text := errs[dl.Offset]; text != "" {
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: deadLetterErrorHeader, Value: []byte(text)})
+		}
 		recs = append(recs, r)
 		done = append(done, dl.Offset)
 	}
@@ -376,6 +452,7 @@ func (h *shareHost) deadLetter(m *shareManager, dlq string, letters []share.Dead
 	}
 	h.sp.DeadLettered(done...)
 	if h.replicate() == nil {
+		h.pruneNotes()
 		h.poke()
 	}
 }

@@ -40,6 +40,7 @@ type replica interface {
 	IsLeader() bool
 	ConfirmLeader() bool
 	ProposeShare(group string, delta []byte) error
+	ProposeShareReset(group string, delta []byte) error
 	Ready() bool
 	InSync() []raft.ServerID
 	Close() error

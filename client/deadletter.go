@@ -23,6 +23,7 @@ const (
 	HeaderDeadLetterDeliveryCount = "sluice.dlq.delivery.count" // deliveries it had
 	HeaderDeadLetterGroup         = "sluice.dlq.group"          // the share group that gave up on it
 	HeaderDeadLetterReason        = "sluice.dlq.reason"         // ReasonRejected or ReasonDeliveryLimit
+	HeaderDeadLetterError         = "sluice.dlq.error"          // the last error a worker reported for it (Reject's reason, a handler's error); absent when none reached the leader
 	HeaderDeadLetterTimestamp     = "sluice.dlq.timestamp"      // the original record's timestamp, Unix ms
 	HeaderRedrivenFrom            = "sluice.redriven-from"      // on a redriven copy: "dlq-topic/partition/offset"
 
@@ -52,7 +53,12 @@ type DeadLetterRecord struct {
 	DeliveryCount   int32
 	Group           string
 	Reason          string
-	SourceTime      time.Time // the original record's timestamp; zero when missing
+	// Error is the last error a Worker reported for the record: the
+	// reason given to Reject, or the text of the handler's error that
+	// released it last. Empty when none reached the partition's leader
+	// (another client, a note that failed, a leader change in between).
+	Error      string
+	SourceTime time.Time // the original record's timestamp; zero when missing
 }
 
 // Headers returns the original record's headers: the stored ones without
@@ -95,6 +101,8 @@ func ParseDeadLetter(r *Record) (DeadLetterRecord, error) {
 			d.Group = v
 		case HeaderDeadLetterReason:
 			d.Reason = v
+		case HeaderDeadLetterError:
+			d.Error = v
 		case HeaderDeadLetterTimestamp:
 			d.SourceTime = time.UnixMilli(num(h.Key, v, 64))
 		}

@@ -99,11 +99,15 @@
 // there (the topic is created with one partition if missing) with the
 // original key, value and headers plus sluice.dlq.topic, .partition,
 // .offset, .delivery.count, .group, .reason ("rejected" or "delivery
-// limit") and .timestamp. The acknowledgement carries no text, so the
-// reason given to Reject is only logged by the worker. DeadLetters and
-// ReadDeadLetter read them back (ParseDeadLetter); Redrive copies them to
-// their source topics, rate-limited, recording its progress as a consumer
-// group's offsets on the dead-letter topic so a re-run continues.
+// limit"), .timestamp and .error: the last error the worker reported, the
+// reason given to Reject or the text of the handler's error
+// (DeadLetterRecord.Error). KIP-932's acknowledgement carries no text, so
+// the worker sends it first with a Sluice protocol extension; the leader
+// keeps it in memory only, so after a leader change it may be missing.
+// DeadLetters and ReadDeadLetter read them back (ParseDeadLetter); Redrive
+// copies them to their source topics, rate-limited, recording its progress
+// as a consumer group's offsets on the dead-letter topic so a re-run
+// continues.
 //
 // Delayed delivery: a record carrying the header NotBefore(t) (or the
 // group's share.delay.header) is not delivered by share groups before t,

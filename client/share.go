@@ -2,9 +2,12 @@ package client
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -170,4 +173,184 @@ func (a *Admin) DescribeShareGroup(ctx context.Context, group string) (ShareGrou
 		out.Members = append(out.Members, sm)
 	}
 	return out, nil
+}
+
+// ShareOffset is a share group's position on one partition: its
+// share-partition start offset (SPSO). Every record before it is done
+// (acknowledged or archived); some after it may be done too.
+type ShareOffset struct {
+	Topic       string
+	Partition   int32
+	Start       int64 // the SPSO
+	Lag         int64 // records from Start to the end not yet done; -1: unknown
+	LeaderEpoch int32 // the partition leader's epoch when it answered
+}
+
+// ShareGroupOffsets returns group's start offset on every partition it
+// has state on, sorted by topic and partition (empty when it has none:
+// it never consumed, or its offsets were deleted). An unknown group, or
+// one that is not a share group, is ErrUnknownGroup; a partition whose
+// leader did not answer fails the call (retriable).
+func (a *Admin) ShareGroupOffsets(ctx context.Context, group string) ([]ShareOffset, error) {
+	res, err := a.k.DescribeShareGroupOffsets(ctx, group)
+	if err != nil {
+		return nil, groupErr("share group offsets", group, err)
+	}
+	d, ok := res[group]
+	switch {
+	case !ok:
+		return nil, groupErr("share group offsets", group, kerr.GroupIDNotFound)
+	case d.Err != nil:
+		return nil, groupErr("share group offsets", group, d.Err)
+	}
+	out := []ShareOffset{}
+	for topic, ps := range d.Offsets {
+		for p, o := range ps {
+			if o.Err != nil {
+				return nil, wrap("share group offsets", topic, p, o.Err)
+			}
+			if o.StartOffset >= 0 {
+				out = append(out, ShareOffset{Topic: topic, Partition: p, Start: o.StartOffset, Lag: o.Lag, LeaderEpoch: o.LeaderEpoch})
+			}
+		}
+	}
+	slices.SortFunc(out, func(x, y ShareOffset) int {
+		if c := strings.Compare(x.Topic, y.Topic); c != 0 {
+			return c
+		}
+		return int(x.Partition) - int(y.Partition)
+	})
+	return out, nil
+}
+
+// ResetShareGroupOffsets moves group's start offset on topic to `to`, for
+// the listed partitions or all: records from there are delivered again
+// (as first deliveries) or skipped. Old is -1 where the group had no
+// state. The broker accepts it only while the group has no members
+// (ErrGroupNotEmpty otherwise): stop the workers, reset, start them
+// again. An unknown group is created, so a group's start can be set
+// before its first worker. AtOffset is clamped to each partition's log.
+func (a *Admin) ResetShareGroupOffsets(ctx context.Context, group, topic string, to Offset, partitions ...int32) ([]OffsetReset, error) {
+	out, err := a.PlanResetShareGroupOffsets(ctx, group, topic, to, partitions...)
+	if err != nil {
+		return nil, err
+	}
+	set := kadm.Offsets{}
+	for _, r := range out {
+		set.Add(kadm.Offset{Topic: topic, Partition: r.Partition, At: r.New})
+	}
+	res, err := a.k.AlterShareGroupOffsets(ctx, group, set)
+	if errors.Is(err, kerr.NonEmptyGroup) {
+		return nil, &Error{Op: "reset share group offsets", Partition: -1, Code: kerr.NonEmptyGroup.Code,
+			Message: fmt.Sprintf("share group %q has members; stop its workers first", group), Err: kerr.NonEmptyGroup}
+	}
+	if err != nil {
+		return nil, groupErr("reset share group offsets", group, err)
+	}
+	for _, r := range out {
+		if err, _ := res.Lookup(topic, r.Partition); err != nil {
+			return nil, wrap("reset share group offsets", topic, r.Partition, err)
+		}
+	}
+	return out, nil
+}
+
+// PlanResetShareGroupOffsets is ResetShareGroupOffsets without the change
+// (a dry run): the start offsets a reset would set now. It works while
+// the group has members; the reset itself would be refused then.
+func (a *Admin) PlanResetShareGroupOffsets(ctx context.Context, group, topic string, to Offset, partitions ...int32) ([]OffsetReset, error) {
+	targets, err := a.offsetsAt(ctx, topic, to)
+	if err != nil {
+		return nil, err
+	}
+	partitions = slices.Clone(partitions)
+	if len(partitions) == 0 {
+		for p := range targets {
+			partitions = append(partitions, p)
+		}
+	}
+	slices.Sort(partitions)
+	old, err := a.shareStarts(ctx, group, topic, partitions)
+	if err != nil {
+		return nil, err
+	}
+	var out []OffsetReset
+	for _, p := range partitions {
+		at, ok := targets[p]
+		if !ok {
+			return nil, wrap("reset share group offsets", topic, p, kerr.UnknownTopicOrPartition)
+		}
+		r := OffsetReset{Partition: p, Old: -1, New: at}
+		if o, ok := old[p]; ok {
+			r.Old = o
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// shareStarts returns group's start offsets on those partitions of topic
+// where it has state (none for an unknown group). It asks for them alone,
+// so a leader elsewhere that does not answer does not matter.
+func (a *Admin) shareStarts(ctx context.Context, group, topic string, partitions []int32) (map[int32]int64, error) {
+	req := kmsg.NewPtrDescribeShareGroupOffsetsRequest()
+	rg := kmsg.NewDescribeShareGroupOffsetsRequestGroup()
+	rg.GroupID = group
+	rt := kmsg.NewDescribeShareGroupOffsetsRequestGroupTopic()
+	rt.Topic, rt.Partitions = topic, partitions
+	rg.Topics = append(rg.Topics, rt)
+	req.Groups = append(req.Groups, rg)
+	resp, err := req.RequestWith(ctx, a.c.cl)
+	if err == nil && len(resp.Groups) != 1 {
+		err = kerr.UnknownServerError
+	}
+	if err != nil {
+		return nil, groupErr("share group offsets", group, err)
+	}
+	out := map[int32]int64{}
+	switch err := kerr.ErrorForCode(resp.Groups[0].ErrorCode); {
+	case errors.Is(err, kerr.GroupIDNotFound):
+		return out, nil
+	case err != nil:
+		return nil, groupErr("share group offsets", group, err)
+	}
+	for _, t := range resp.Groups[0].Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return nil, wrap("share group offsets", t.Topic, p.Partition, err)
+			}
+			if p.StartOffset >= 0 {
+				out[p.Partition] = p.StartOffset
+			}
+		}
+	}
+	return out, nil
+}
+
+// DeleteShareGroupOffsets removes group's state on topics, so its next
+// worker starts by share.auto.offset.reset. The group must have no
+// members (ErrGroupNotEmpty). A topic that does not exist, or on which
+// the group has no offsets, is ErrUnknownTopic; an unknown group
+// ErrUnknownGroup.
+func (a *Admin) DeleteShareGroupOffsets(ctx context.Context, group string, topics ...string) error {
+	if len(topics) == 0 {
+		return nil
+	}
+	res, err := a.k.DeleteShareGroupOffsets(ctx, group, topics...)
+	if errors.Is(err, kerr.NonEmptyGroup) {
+		return &Error{Op: "delete share group offsets", Partition: -1, Code: kerr.NonEmptyGroup.Code,
+			Message: fmt.Sprintf("share group %q has members; stop its workers first", group), Err: kerr.NonEmptyGroup}
+	}
+	if err != nil {
+		return groupErr("delete share group offsets", group, err)
+	}
+	for _, topic := range topics {
+		if err, ok := res.Lookup(topic); !ok || err != nil {
+			if err == nil {
+				err = kerr.UnknownServerError
+			}
+			return wrap("delete share group offsets", topic, -1, err)
+		}
+	}
+	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicemq/sluice/protocol/sluiceapi"
 )
 
 // WorkerHandler handles one record of a share group. Its result decides
@@ -18,7 +20,8 @@ import (
 // topic); any other error, or one wrapped by Retry, releases it, and the
 // broker delivers it again after the group's retry backoff, until its
 // delivery limit. r.DeliveryCount() says which delivery this is (1 the
-// first time).
+// first time). The reject reason or the error's text is the record's last
+// error: a dead letter carries the last one (DeadLetterRecord.Error).
 //
 // ctx ends when the worker stops impatiently (Stop's context expired, or
 // Run's context was cancelled) and when the record's acquisition lock
@@ -91,11 +94,17 @@ func (r *rejection) Error() string { return "rejected: " + r.reason }
 
 // Reject returns an error that makes a Worker reject the record: the
 // broker archives it and, when the group has share.dead.letter.topic,
-// writes it there with sluice.dlq.reason "rejected". KIP-932's
-// acknowledgement carries no text, so reason does not reach the broker or
-// the dead letter; the worker logs it (see Logger) with the record's
-// position, so it can be matched with the dead letter's sluice.dlq.topic,
-// partition and offset headers.
+// writes it there with sluice.dlq.reason "rejected" and reason as
+// sluice.dlq.error (DeadLetterRecord.Error), cut to 1 KiB. KIP-932's
+// acknowledgement carries no text, so the worker first sends reason to
+// the partition's leader with a Sluice protocol extension
+// (SluiceShareNote, see package protocol/sluiceapi); the error of a
+// handler that fails without Reject goes the same way, so a record that
+// reaches the delivery limit carries its last error. A note is best
+// effort: the leader keeps it in memory only, so after a leader change, or
+// if the note could not be sent (logged at debug level), the dead letter
+// has no sluice.dlq.error. The worker also logs the rejection (see
+// Logger) with the record's position.
 func Reject(reason string) error { return &rejection{reason} }
 
 // IsRejected reports whether err came from Reject, and its reason.
@@ -231,6 +240,9 @@ func (w *Worker) Run(ctx context.Context) error {
 			// idle wait is short.
 			kgo.MaxConcurrentFetches(0),
 			kgo.FetchMaxWait(time.Second),
+			// franz-go sends only the keys it knows of: add Sluice's
+			// SluiceShareNote, which carries handler errors to the broker.
+			kgo.MaxVersions(sluiceapi.AddVersions(nil)),
 		}, w.c.opts.kgoOpts...)...)...)
 	if err != nil {
 		return wrap("worker", w.topic, -1, err)
@@ -294,7 +306,8 @@ func (w *Worker) Stop(ctx context.Context) error {
 // order, until stop (Stop, or Run's context) is closed; records not
 // started then are left unacknowledged for the leave to release.
 // Otherwise every record is acknowledged before process returns, because
-// franz-go accepts what is left at the next poll.
+// franz-go accepts what is left at the next poll: accepted ones at once,
+// failed ones together at the end, after one batch of notes (giveBack).
 func (w *Worker) process(ctx context.Context, stop <-chan struct{}, cl *kgo.Client, rs []*Record) {
 	stopped := func() bool {
 		select {
@@ -306,7 +319,16 @@ func (w *Worker) process(ctx context.Context, stop <-chan struct{}, cl *kgo.Clie
 	}
 	lanes := lanesOf(rs)
 	next := make(chan []*Record)
-	var wg sync.WaitGroup
+	var (
+		wg     sync.WaitGroup
+		failMu sync.Mutex
+		failed []failure
+	)
+	fail := func(f failure) {
+		failMu.Lock()
+		defer failMu.Unlock()
+		failed = append(failed, f)
+	}
 	for range min(w.o.concurrency, len(lanes)) {
 		wg.Go(func() {
 			for lane := range next {
@@ -315,7 +337,7 @@ func (w *Worker) process(ctx context.Context, stop <-chan struct{}, cl *kgo.Clie
 						w.unhandled(lane[i:])
 						break
 					}
-					w.handle(ctx, cl, r)
+					w.handle(ctx, cl, r, fail)
 				}
 			}
 		})
@@ -333,6 +355,7 @@ dispatch:
 	}
 	close(next)
 	wg.Wait()
+	w.giveBack(ctx, cl, failed)
 }
 
 // lanesOf groups a fetch's records by partition and key, keeping offset
@@ -362,8 +385,18 @@ func lanesOf(rs []*Record) [][]*Record {
 	return lanes
 }
 
-// handle runs the handler on r and acknowledges r by its result.
-func (w *Worker) handle(ctx context.Context, cl *kgo.Client, r *Record) {
+// failure is a record its handler failed: it is acknowledged with status
+// (REJECT or RELEASE) once text has been sent to its leader.
+type failure struct {
+	r      *Record
+	status kgo.AckStatus
+	text   string
+}
+
+// handle runs the handler on r and acknowledges r by its result; a failed
+// record goes to fail, to be acknowledged with the fetch's other failures
+// after their notes (giveBack).
+func (w *Worker) handle(ctx context.Context, cl *kgo.Client, r *Record, fail func(failure)) {
 	deadline := r.AcquisitionDeadline()
 	if !deadline.IsZero() {
 		if !time.Now().Before(deadline) {
@@ -386,12 +419,35 @@ func (w *Worker) handle(ctx context.Context, cl *kgo.Client, r *Record) {
 		w.rejected.Add(1)
 		w.c.log.Info("record rejected", "group", w.group, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
 			"delivery", r.DeliveryCount(), "reason", reason)
-		cl.MarkAcks(kgo.AckReject, r)
+		fail(failure{r: r, status: kgo.AckReject, text: reason})
 	default:
 		w.released.Add(1)
 		w.c.log.Debug("record released for redelivery", "group", w.group, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
 			"delivery", r.DeliveryCount(), "error", err)
-		cl.MarkAcks(kgo.AckRelease, r)
+		fail(failure{r: r, status: kgo.AckRelease, text: err.Error()})
+	}
+}
+
+// noteTimeout bounds the notes of one fetch's failures, which hold back
+// their acknowledgements.
+const noteTimeout = 2 * time.Second
+
+// giveBack acknowledges the records whose handlers failed, after telling
+// their leaders why (sendNotes). A note that cannot be delivered does not
+// hold the acknowledgement back beyond noteTimeout; none is sent when the
+// handlers' context is done (an impatient stop: the errors would say only
+// that).
+func (w *Worker) giveBack(ctx context.Context, cl *kgo.Client, failed []failure) {
+	if len(failed) == 0 {
+		return
+	}
+	if ctx.Err() == nil {
+		nctx, cancel := context.WithTimeout(ctx, noteTimeout)
+		w.sendNotes(nctx, cl, failed)
+		cancel()
+	}
+	for _, f := range failed {
+		cl.MarkAcks(f.status, f.r)
 	}
 }
 

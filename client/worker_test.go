@@ -55,7 +55,8 @@ func headerMap(r *client.Record) map[string]string {
 // The sign-up email story on Worker: four workers share a two-partition
 // topic; "flaky" fails twice (Retry) and is redelivered until it succeeds;
 // "poison" is rejected and "doomed" keeps failing until the delivery
-// limit, and both land in the dead-letter topic with their provenance.
+// limit, and both land in the dead-letter topic with their provenance and
+// their last error (the reject reason; the last delivery's error).
 // Redrive copies them back to the source topic, where the workers (now
 // accepting everything) handle them; a second Redrive copies nothing.
 func TestWorkerEmailStory(t *testing.T) {
@@ -114,7 +115,7 @@ func TestWorkerEmailStory(t *testing.T) {
 		case v == "poison":
 			return client.Reject("mailbox does not exist")
 		case v == "doomed":
-			return errors.New("smtp timeout")
+			return fmt.Errorf("smtp timeout (delivery %d)", r.DeliveryCount())
 		case v == "flaky" && r.DeliveryCount() < 3:
 			return client.Retry(errors.New("smtp 451, try again"))
 		}
@@ -153,13 +154,14 @@ func TestWorkerEmailStory(t *testing.T) {
 	}
 	p := byValue["poison"]
 	if p.SourceTopic != topic || p.SourcePartition != poison.Partition || p.SourceOffset != poison.Offset || p.Reason != client.ReasonRejected ||
-		p.DeliveryCount != 1 || p.Group != group || string(p.Record.Key) != "poison" || p.SourceTime.UnixMilli() != poison.Timestamp.UnixMilli() {
+		p.DeliveryCount != 1 || p.Group != group || string(p.Record.Key) != "poison" || p.SourceTime.UnixMilli() != poison.Timestamp.UnixMilli() ||
+		p.Error != "mailbox does not exist" {
 		t.Errorf("poison dead letter: %+v", p)
 	}
 	if h := p.Headers(); len(h) != 1 || h[0].Key != "trace" {
 		t.Errorf("poison's original headers: %v", h)
 	}
-	if d := byValue["doomed"]; d.Reason != client.ReasonDeliveryLimit || d.DeliveryCount != 3 {
+	if d := byValue["doomed"]; d.Reason != client.ReasonDeliveryLimit || d.DeliveryCount != 3 || d.Error != "smtp timeout (delivery 3)" {
 		t.Errorf("doomed dead letter: %+v", d)
 	}
 	mu.Lock()

@@ -32,6 +32,44 @@ func (p *Partition) ApplyShare(group string, delta []byte) error {
 	return nil
 }
 
+// ResetShare replaces a share group's committed state, as an operator
+// asked (AlterShareGroupOffsets, DeleteShareGroupOffsets): an empty delta
+// deletes it, so the group's next consumer starts by
+// share.auto.offset.reset; otherwise delta must be the first delta of a
+// new state (share.New at the new start, then TakeDelta), which Apply on
+// an empty Partition checks. On error nothing changes.
+func (p *Partition) ResetShare(group string, delta []byte) error {
+	var sp *share.Partition
+	if len(delta) > 0 {
+		sp = share.New(share.DefaultConfig(), 0)
+		if err := share.Apply(sp, delta); err != nil {
+			return fmt.Errorf("partition: share group %q reset: %w", group, err)
+		}
+	}
+	p.sharesMu.Lock()
+	defer p.sharesMu.Unlock()
+	if sp == nil {
+		delete(p.shares, group)
+		return nil
+	}
+	if p.shares == nil {
+		p.shares = map[string]*share.Partition{}
+	}
+	p.shares[group] = sp
+	return nil
+}
+
+// ShareStats summarizes the committed state of a share group on this
+// partition; false when the group has none.
+func (p *Partition) ShareStats(group string) (share.Stats, bool) {
+	p.sharesMu.Lock()
+	defer p.sharesMu.Unlock()
+	if sp := p.shares[group]; sp != nil {
+		return sp.Stats(), true
+	}
+	return share.Stats{}, false
+}
+
 // ShareState is the committed state of a share group on this partition
 // (share.Partition.Snapshot), nil when the group never consumed it.
 func (p *Partition) ShareState(group string) []byte {

@@ -20,8 +20,8 @@ type Header struct {
 type Request struct {
 	Header Header
 	// Msg is the decoded body, a kmsg request of Header.Key with its
-	// version set to Header.Version. It is nil when Decode returned an
-	// error.
+	// version set to Header.Version (a sluiceapi type for Sluice's own
+	// keys, see NewRequest). It is nil when Decode returned an error.
 	//
 	// Strings in Msg are copies, but byte fields (Produce records,
 	// JoinGroup protocol metadata, SyncGroup assignments) alias the frame:
@@ -80,7 +80,7 @@ func Decode(frame []byte) (*Request, error) {
 	}
 	h.ClientID = cid
 
-	msg := kmsg.RequestForKey(h.Key)
+	msg := NewRequest(h.Key)
 	msg.SetVersion(h.Version)
 	// The request header is v2 (with tagged fields) exactly when the
 	// request is flexible; kmsg's IsFlexible already reports ApiVersions

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/protocol/sluiceapi"
 )
 
 // TestRoundTripRandom encodes randomly filled requests of every supported
@@ -54,7 +56,7 @@ func TestRoundTripRandom(t *testing.T) {
 					if !bytes.HasSuffix(frame, body) {
 						t.Fatalf("frame does not end with the body")
 					}
-					direct := kmsg.RequestForKey(a.Key)
+					direct := NewRequest(a.Key)
 					direct.SetVersion(v)
 					if err := direct.ReadFrom(body); err != nil {
 						t.Fatal(err)
@@ -637,6 +639,80 @@ func TestDecodeFields(t *testing.T) {
 				}
 			},
 		},
+		90: {
+			build: func(v int16) kmsg.Request {
+				r := kmsg.NewPtrDescribeShareGroupOffsetsRequest()
+				g := kmsg.NewDescribeShareGroupOffsetsRequestGroup()
+				g.GroupID = "sg"
+				tp := kmsg.NewDescribeShareGroupOffsetsRequestGroupTopic()
+				tp.Topic, tp.Partitions = "orders", []int32{0, 3}
+				g.Topics = []kmsg.DescribeShareGroupOffsetsRequestGroupTopic{tp}
+				all := kmsg.NewDescribeShareGroupOffsetsRequestGroup()
+				all.GroupID = "sg2" // null topics: all of them
+				r.Groups = []kmsg.DescribeShareGroupOffsetsRequestGroup{g, all}
+				return r
+			},
+			check: func(t *testing.T, v int16, m kmsg.Request) {
+				r := m.(*kmsg.DescribeShareGroupOffsetsRequest)
+				if len(r.Groups) != 2 || r.Groups[0].GroupID != "sg" || len(r.Groups[0].Topics) != 1 || r.Groups[0].Topics[0].Topic != "orders" ||
+					!reflect.DeepEqual(r.Groups[0].Topics[0].Partitions, []int32{0, 3}) || r.Groups[1].GroupID != "sg2" || r.Groups[1].Topics != nil {
+					t.Errorf("%+v", r)
+				}
+			},
+		},
+		91: {
+			build: func(v int16) kmsg.Request {
+				r := kmsg.NewPtrAlterShareGroupOffsetsRequest()
+				r.GroupID = "sg"
+				p := kmsg.NewAlterShareGroupOffsetsRequestTopicPartition()
+				p.Partition, p.StartOffset = 2, 42
+				tp := kmsg.NewAlterShareGroupOffsetsRequestTopic()
+				tp.Topic, tp.Partitions = "orders", []kmsg.AlterShareGroupOffsetsRequestTopicPartition{p}
+				r.Topics = []kmsg.AlterShareGroupOffsetsRequestTopic{tp}
+				return r
+			},
+			check: func(t *testing.T, v int16, m kmsg.Request) {
+				r := m.(*kmsg.AlterShareGroupOffsetsRequest)
+				if r.GroupID != "sg" || len(r.Topics) != 1 || r.Topics[0].Topic != "orders" || len(r.Topics[0].Partitions) != 1 ||
+					r.Topics[0].Partitions[0].Partition != 2 || r.Topics[0].Partitions[0].StartOffset != 42 {
+					t.Errorf("%+v", r)
+				}
+			},
+		},
+		92: {
+			build: func(v int16) kmsg.Request {
+				r := kmsg.NewPtrDeleteShareGroupOffsetsRequest()
+				r.GroupID = "sg"
+				a, b := kmsg.NewDeleteShareGroupOffsetsRequestTopic(), kmsg.NewDeleteShareGroupOffsetsRequestTopic()
+				a.Topic, b.Topic = "orders", "payments"
+				r.Topics = []kmsg.DeleteShareGroupOffsetsRequestTopic{a, b}
+				return r
+			},
+			check: func(t *testing.T, v int16, m kmsg.Request) {
+				r := m.(*kmsg.DeleteShareGroupOffsetsRequest)
+				if r.GroupID != "sg" || len(r.Topics) != 2 || r.Topics[0].Topic != "orders" || r.Topics[1].Topic != "payments" {
+					t.Errorf("%+v", r)
+				}
+			},
+		},
+		sluiceapi.ShareNoteKey: {
+			build: func(v int16) kmsg.Request {
+				return &sluiceapi.ShareNoteRequest{GroupID: "sg", Topics: []sluiceapi.ShareNoteRequestTopic{{
+					TopicID: [16]byte{4},
+					Partitions: []sluiceapi.ShareNoteRequestPartition{{Partition: 2, Notes: []sluiceapi.ShareNote{
+						{Offset: 9, DeliveryCount: 3, Text: "smtp timeout"}, {Offset: 12, DeliveryCount: 1, Text: "no such mailbox: ü"},
+					}}},
+				}}}
+			},
+			check: func(t *testing.T, v int16, m kmsg.Request) {
+				r := m.(*sluiceapi.ShareNoteRequest)
+				want := []sluiceapi.ShareNote{{Offset: 9, DeliveryCount: 3, Text: "smtp timeout"}, {Offset: 12, DeliveryCount: 1, Text: "no such mailbox: ü"}}
+				if r.GroupID != "sg" || r.MemberID != nil || len(r.Topics) != 1 || r.Topics[0].TopicID != [16]byte{4} ||
+					len(r.Topics[0].Partitions) != 1 || r.Topics[0].Partitions[0].Partition != 2 || !reflect.DeepEqual(r.Topics[0].Partitions[0].Notes, want) {
+					t.Errorf("%+v", r)
+				}
+			},
+		},
 	}
 	for _, a := range Supported {
 		c, ok := cases[a.Key]
@@ -721,7 +797,11 @@ func TestDecodeBadInput(t *testing.T) {
 		{"offset delete v1", header(47, 1, 1, -1, ""), ErrUnsupportedVersion, true},
 		{"unknown key 67 between the keys", header(67, 0, 1, -1, ""), ErrUnknownAPI, true},
 		{"unknown key 75 below the share APIs", header(75, 0, 1, -1, "", 0), ErrUnknownAPI, true},
-		{"unknown key 80 above the table", header(80, 0, 1, -1, "", 0), ErrUnknownAPI, true},
+		{"unknown key 80 between the share APIs", header(80, 0, 1, -1, "", 0), ErrUnknownAPI, true},
+		{"unknown key 93 above Kafka's", header(93, 0, 1, -1, "", 0), ErrUnknownAPI, true},
+		{"describe share group offsets v2 above max", header(90, 2, 1, -1, "", 0), ErrUnsupportedVersion, true},
+		{"alter share group offsets v1 above max", header(91, 1, 1, -1, "", 0), ErrUnsupportedVersion, true},
+		{"delete share group offsets v1 above max", header(92, 1, 1, -1, "", 0), ErrUnsupportedVersion, true},
 		{"share group heartbeat v0 early access", header(76, 0, 1, -1, "", 0), ErrUnsupportedVersion, true},
 		{"share group heartbeat v2", header(76, 2, 1, -1, "", 0), ErrUnsupportedVersion, true},
 		{"share group describe v0 early access", header(77, 0, 1, -1, "", 0), ErrUnsupportedVersion, true},
@@ -829,6 +909,10 @@ func TestDecodeValidEdgeCases(t *testing.T) {
 		{"list groups v5 empty filters", cat(header(16, 5, 1, -1, "", 0), []byte{1, 1, 0})},
 		{"share group heartbeat v1 null rack id and topic names", cat(header(76, 1, 1, -1, "", 0), shareHeartbeatV1, []byte{0, 0, 0})},
 		{"share group describe v1 no groups", cat(header(77, 1, 1, -1, "", 0), []byte{1, 0, 0})},
+		{"describe share group offsets v1 null topics (all of them)", cat(header(90, 1, 1, -1, "", 0), []byte{2}, cstr("sg"), []byte{0, 0, 0})},
+		{"describe share group offsets v0 no partitions", cat(header(90, 0, 1, -1, "", 0), []byte{2}, cstr("sg"), []byte{2}, cstr("t"), []byte{1, 0, 0, 0})},
+		{"alter share group offsets v0 no topics", cat(header(91, 0, 1, -1, "", 0), cstr("sg"), []byte{1, 0})},
+		{"delete share group offsets v0 no topics", cat(header(92, 0, 1, -1, "", 0), cstr("sg"), []byte{1, 0})},
 		{"share fetch v1 null group and member ids", cat(header(78, 1, 1, -1, "", 0), []byte{0, 0}, make([]byte, 24), []byte{1, 1, 0})},
 		{"share fetch v1 ack-only partition also forgotten", cat(header(78, 1, 1, -1, "", 0), shareFetchV1, shareTopicOnePartition,
 			[]byte{2}, i64(0), i64(9), []byte{2, 2, 0, 0, 0}, []byte{2}, make([]byte, 16), []byte{2}, i32(0), []byte{0, 0})},
@@ -997,7 +1081,7 @@ func TestDecodeGroupHostile(t *testing.T) {
 				t.Fatalf("request %+v", req)
 			}
 			body := bodyOf(t, tc.frame, req.Header)
-			direct := kmsg.RequestForKey(req.Header.Key)
+			direct := NewRequest(req.Header.Key)
 			direct.SetVersion(req.Header.Version)
 			if kerr := direct.ReadFrom(body); (kerr == nil) != tc.kmsgAccepts {
 				t.Errorf("kmsg alone: %v, want accepted %v", kerr, tc.kmsgAccepts)
@@ -1145,6 +1229,23 @@ func TestDecodeShareHostile(t *testing.T) {
 			"group_ids at offset 1: 8 elements of at least 1 bytes need more than the 4 bytes remaining", false},
 		{"share group describe v1 missing the operations flag", cat(header(77, 1, 1, -1, "", 0), []byte{2}, cstr("g")),
 			"include_authorized_operations at offset 3: need 1 bytes, 0 remain", false},
+		// The share-group offset APIs.
+		{"describe share group offsets v1 groups null", cat(header(90, 1, 1, -1, "", 0), []byte{0, 0}),
+			"groups at offset 1: invalid array count -1", true},
+		{"describe share group offsets v1 partitions null", cat(header(90, 1, 1, -1, "", 0), []byte{2}, cstr("g"), []byte{2}, cstr("t"), []byte{0, 0, 0, 0}),
+			"partitions at offset 7: invalid array count -1", true},
+		{"describe share group offsets v0 partitions beyond the bytes", cat(header(90, 0, 1, -1, "", 0), []byte{2}, cstr("g"), []byte{2}, cstr("t"), []byte{50}, make([]byte, 12)),
+			"partitions at offset 7: 49 elements of at least 4 bytes need more than the 12 bytes remaining", false},
+		{"alter share group offsets v0 topics null", cat(header(91, 0, 1, -1, "", 0), cstr("sg"), []byte{0, 0}),
+			"topics at offset 4: invalid array count -1", true},
+		{"alter share group offsets v0 partitions beyond the bytes", cat(header(91, 0, 1, -1, "", 0), cstr("sg"), []byte{2}, cstr("t"), []byte{100}, make([]byte, 20)),
+			"partitions at offset 7: 99 elements of at least 13 bytes need more than the 20 bytes remaining", false},
+		{"alter share group offsets v0 group id null", cat(header(91, 0, 1, -1, "", 0), []byte{0}, []byte{1, 0}),
+			"group_id at offset 1: invalid length -1", false},
+		{"delete share group offsets v0 topics null", cat(header(92, 0, 1, -1, "", 0), cstr("sg"), []byte{0, 0}),
+			"topics at offset 4: invalid array count -1", true},
+		{"delete share group offsets v0 topics 2^31-1", cat(header(92, 0, 1, -1, "", 0), cstr("sg"), hugeCompact, make([]byte, 8)),
+			"topics at offset 8: 2147483646 elements of at least 2 bytes", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, err := Decode(tc.frame)
@@ -1158,7 +1259,7 @@ func TestDecodeShareHostile(t *testing.T) {
 				t.Fatalf("request %+v", req)
 			}
 			body := bodyOf(t, tc.frame, req.Header)
-			direct := kmsg.RequestForKey(req.Header.Key)
+			direct := NewRequest(req.Header.Key)
 			direct.SetVersion(req.Header.Version)
 			if kerr := direct.ReadFrom(body); (kerr == nil) != tc.kmsgAccepts {
 				t.Errorf("kmsg alone: %v, want accepted %v", kerr, tc.kmsgAccepts)

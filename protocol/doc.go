@@ -44,8 +44,9 @@
 //     frame at MaxControlRequestBytes (1 MiB) because kmsg's decoders may
 //     allocate tens of times a frame's size for arrays of tiny elements.
 //  2. Decode walks the body against a schema of the request (one file per
-//     API key, 00_produce.go ... 79_share_acknowledge.go) before kmsg sees
-//     it: every array count is checked against the bytes remaining with the
+//     API key, 00_produce.go ... 92_delete_share_group_offsets.go, then Sluice's own
+//     32000_sluice_share_note.go) before kmsg (or sluiceapi) sees it: every
+//     array count is checked against the bytes remaining with the
 //     element's real minimum size, every length and tagged-field section is
 //     bounded, and trailing bytes are rejected. This also stops a kmsg
 //     tagged-field loop that otherwise spins for minutes on an 8-byte body.

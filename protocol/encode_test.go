@@ -21,7 +21,7 @@ func TestAppendResponse(t *testing.T) {
 		for v := a.Versions.Min; v <= a.Versions.Max; v++ {
 			t.Run(fmt.Sprintf("%s/v%d", a.Name, v), func(t *testing.T) {
 				for range 10 {
-					resp := kmsg.ResponseForKey(a.Key)
+					resp := NewResponse(a.Key)
 					fill(r, reflect.ValueOf(resp))
 					resp.SetVersion(v)
 					h := Header{Key: a.Key, Version: v, CorrelationID: int32(r.Uint32())}
@@ -49,7 +49,7 @@ func TestAppendResponse(t *testing.T) {
 					if !bytes.Equal(body, want) {
 						t.Fatalf("body differs")
 					}
-					got := kmsg.ResponseForKey(a.Key)
+					got := NewResponse(a.Key)
 					got.SetVersion(v)
 					if err := got.ReadFrom(body); err != nil {
 						t.Fatalf("kmsg cannot read the response: %v", err)

@@ -15,6 +15,8 @@ import (
 	"testing/iotest"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/protocol/sluiceapi"
 )
 
 // decodeOverhead bounds what Decode allocates besides kmsg's ReadFrom: the
@@ -92,7 +94,7 @@ func checkDecode(t *testing.T, frame []byte) {
 	}
 	// What Decode accepted re-encodes and decodes again (kmsg's encoding
 	// may differ in form: non-minimal varints, tag order, bool values).
-	again := kmsg.RequestForKey(h.Key)
+	again := NewRequest(h.Key)
 	again.SetVersion(h.Version)
 	if err := again.ReadFrom(req.Msg.AppendTo(nil)); err != nil {
 		t.Fatalf("re-encoded request does not decode: %v", err)
@@ -105,7 +107,7 @@ func checkDecode(t *testing.T, frame []byte) {
 	if werr != nil {
 		t.Fatal(werr)
 	}
-	fresh := kmsg.RequestForKey(h.Key)
+	fresh := NewRequest(h.Key)
 	fresh.SetVersion(h.Version)
 	if ok, n := allocatedAtMost(est+estimateNoise, func() { _ = fresh.ReadFrom(body) }); !ok {
 		t.Fatalf("kmsg allocated %d bytes, the walker estimated %d (body %d)", n, est, len(body))
@@ -241,9 +243,11 @@ func decodeSeeds(tb testing.TB) []seed {
 		{12, 0}, {12, 4}, {13, 0}, {13, 3}, {13, 5}, {14, 0}, {14, 5}, {15, 0}, {15, 6}, {16, 0}, {16, 5},
 		{42, 0}, {42, 3}, {47, 0},
 		{76, 1}, {77, 1}, {78, 1}, {79, 1},
+		{sluiceapi.ShareNoteKey, 0},
+		{90, 0}, {90, 1}, {91, 0}, {92, 0},
 	} {
 		req := randomRequest(r, kv[0], kv[1])
-		name := fmt.Sprintf("valid_%s_v%d", kmsg.NameForKey(kv[0]), kv[1])
+		name := fmt.Sprintf("valid_%s_v%d", NameForKey(kv[0]), kv[1])
 		seeds = append(seeds, seed{name: name, data: clientFrame(req, 1, kmsg.StringPtr("seed"))[4:]})
 	}
 	hugeTags := []byte{0xff, 0xff, 0xff, 0xff, 0x0f}
@@ -280,6 +284,20 @@ func decodeSeeds(tb testing.TB) []seed {
 		seed{name: "share_acknowledge_v1_huge_ack_batch_count", data: cat(header(79, 1, 25, -1, "", 0), shareAckV1, shareTopicOnePartition, hugeTags[:4], []byte{0x07, 0, 0, 0})},
 		seed{name: "share_group_heartbeat_v1_null_topic_name", data: cat(header(76, 1, 26, -1, "", 0), shareHeartbeatV1, []byte{0, 3}, cstr("t"), []byte{0, 0})},
 		seed{name: "share_group_describe_v1_null_group_ids", data: cat(header(77, 1, 27, -1, "", 0), []byte{0, 1, 0})},
+		// SluiceShareNote (Sluice's own key): a valid member id and text,
+		// then counts and lengths past the bytes.
+		seed{name: "sluice_share_note_v0_member_and_text", data: cat(header(sluiceapi.ShareNoteKey, 0, 28, -1, "", 0), cstr("sg"), cstr("m"),
+			[]byte{2}, make([]byte, 16), []byte{2}, i32(0), []byte{2}, i64(7), i16(2), cstr("smtp timeout"), []byte{0, 0, 0, 0})},
+		seed{name: "sluice_share_note_v0_huge_note_count", data: cat(header(sluiceapi.ShareNoteKey, 0, 29, -1, "", 0), shareNoteV0,
+			[]byte{2}, make([]byte, 16), []byte{2}, i32(0), hugeTags[:4], []byte{0x07, 0, 0, 0})},
+		seed{name: "sluice_share_note_v0_text_past_end", data: cat(header(sluiceapi.ShareNoteKey, 0, 30, -1, "", 0), shareNoteV0,
+			[]byte{2}, make([]byte, 16), []byte{2}, i32(0), []byte{2}, i64(7), i16(2), []byte{0xff, 0x7f}, []byte("abc"))},
+		seed{name: "sluice_share_note_v1_unsupported", data: cat(header(sluiceapi.ShareNoteKey, 1, 31, -1, "", 0), shareNoteV0, []byte{1, 0})},
+		// The share-group offset APIs: all topics (null), then hostile.
+		seed{name: "describe_share_group_offsets_v1_null_topics", data: cat(header(90, 1, 32, -1, "", 0), []byte{2}, cstr("sg"), []byte{0, 0, 0})},
+		seed{name: "describe_share_group_offsets_v1_null_partitions", data: cat(header(90, 1, 33, -1, "", 0), []byte{2}, cstr("g"), []byte{2}, cstr("t"), []byte{0, 0, 0, 0})},
+		seed{name: "alter_share_group_offsets_v0_huge_partition_count", data: cat(header(91, 0, 34, -1, "", 0), cstr("sg"), []byte{2}, cstr("t"), hugeTags[:4], []byte{0x07}, make([]byte, 13))},
+		seed{name: "delete_share_group_offsets_v0_null_topics", data: cat(header(92, 0, 35, -1, "", 0), cstr("sg"), []byte{0, 0})},
 	)
 	return seeds
 }

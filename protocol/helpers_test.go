@@ -126,7 +126,7 @@ func randString(r *rand.Rand) string {
 
 // randomRequest returns a randomly filled request of key at version v.
 func randomRequest(r *rand.Rand, key, v int16) kmsg.Request {
-	req := kmsg.RequestForKey(key)
+	req := NewRequest(key)
 	fill(r, reflect.ValueOf(req))
 	req.SetVersion(v)
 	return req
@@ -195,4 +195,4 @@ func allocatedAtMost(limit int64, fn func()) (bool, uint64) {
 }
 
 // kmsgMax returns the highest version kmsg knows for key.
-func kmsgMax(key int16) int16 { return kmsg.RequestForKey(key).MaxVersion() }
+func kmsgMax(key int16) int16 { return NewRequest(key).MaxVersion() }

@@ -52,7 +52,7 @@ func kmsgAlloc(key, v int16, body []byte) (uint64, error) {
 	best := ^uint64(0)
 	var err error
 	for range 3 {
-		req := kmsg.RequestForKey(key)
+		req := NewRequest(key)
 		req.SetVersion(v)
 		n := allocated(func() { err = req.ReadFrom(body) })
 		best = min(best, n)

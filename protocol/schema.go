@@ -582,6 +582,10 @@ var schemas = []*apiSchema{
 	shareGroupDescribeRequest,
 	shareFetchRequest,
 	shareAcknowledgeRequest,
+	describeShareGroupOffsetsRequest,
+	alterShareGroupOffsetsRequest,
+	deleteShareGroupOffsetsRequest,
+	sluiceShareNoteRequest,
 }
 
 func schemaFor(key int16) *apiSchema {

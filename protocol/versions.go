@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicemq/sluice/protocol/sluiceapi"
 )
 
 // VersionRange is an inclusive range of API versions.
@@ -24,7 +26,9 @@ type API struct {
 
 // Supported lists, sorted by key, exactly the APIs and versions Sluice
 // implements; it is what ApiVersions advertises and what Decode accepts.
-// Every range is within what kmsg v1.15.0 can encode and decode.
+// Every range is within what kmsg v1.15.0 can encode and decode, except
+// for Sluice's own APIs (key sluiceapi.MinKey, 32000, and up: see package
+// sluiceapi), whose types are sluiceapi's; NewRequest returns either.
 //
 // Supported is a description for readers and tools: the package copies it
 // when it is initialized, so modifying it has no effect on Lookup, Keys,
@@ -43,7 +47,10 @@ type API struct {
 // early access (ShareFetch v0 differs on the wire) and Kafka 4.1 ships v1
 // alone; ShareFetch and ShareAcknowledge v2 (renew acknowledgements,
 // KIP-1222) are described by their schemas but not accepted until the
-// broker implements them.
+// broker implements them. The share-group offset APIs (keys 90-92) take
+// every version kmsg knows: they had no early-access versions, and
+// DescribeShareGroupOffsets v1 (Kafka 4.2, KIP-1226) only adds lag to the
+// answer.
 var Supported = []API{
 	{Key: 0, Name: "Produce", Versions: VersionRange{3, 11}},
 	{Key: 1, Name: "Fetch", Versions: VersionRange{4, 16}},
@@ -73,6 +80,10 @@ var Supported = []API{
 	{Key: 77, Name: "ShareGroupDescribe", Versions: VersionRange{1, 1}},
 	{Key: 78, Name: "ShareFetch", Versions: VersionRange{1, 2}},
 	{Key: 79, Name: "ShareAcknowledge", Versions: VersionRange{1, 2}},
+	{Key: 90, Name: "DescribeShareGroupOffsets", Versions: VersionRange{0, 1}},
+	{Key: 91, Name: "AlterShareGroupOffsets", Versions: VersionRange{0, 0}},
+	{Key: 92, Name: "DeleteShareGroupOffsets", Versions: VersionRange{0, 0}},
+	{Key: sluiceapi.ShareNoteKey, Name: "SluiceShareNote", Versions: VersionRange{0, 0}},
 }
 
 // entry is the package's private, immutable view of one supported API.
@@ -82,8 +93,12 @@ type entry struct {
 }
 
 var (
-	// table is indexed by API key; a nil schema means unsupported.
+	// table is indexed by API key; a nil schema means unsupported. It
+	// holds Kafka's keys, below sluiceapi.MinKey.
 	table []entry
+	// extensions holds Sluice's keys (sluiceapi.MinKey and up), which
+	// are too far above Kafka's to index a table by; there are few.
+	extensions []entry
 	// sortedAPIs is the private copy of Supported, sorted by key.
 	sortedAPIs []API
 )
@@ -91,7 +106,13 @@ var (
 func init() {
 	sortedAPIs = slices.Clone(Supported)
 	slices.SortFunc(sortedAPIs, func(a, b API) int { return int(a.Key) - int(b.Key) })
-	table = make([]entry, int(sortedAPIs[len(sortedAPIs)-1].Key)+1)
+	maxKafka := int16(-1)
+	for _, a := range sortedAPIs {
+		if a.Key < sluiceapi.MinKey {
+			maxKafka = max(maxKafka, a.Key)
+		}
+	}
+	table = make([]entry, int(maxKafka)+1)
 	for _, a := range sortedAPIs {
 		s := schemaFor(a.Key)
 		// These are invariants of the source, checked once at start-up
@@ -102,8 +123,12 @@ func init() {
 		if a.Versions.Min < 0 || a.Versions.Max < a.Versions.Min || a.Versions.Max > s.maxVersion {
 			panic(fmt.Sprintf("protocol: key %d range %v outside its schema (max %d)", a.Key, a.Versions, s.maxVersion))
 		}
-		if table[a.Key].schema != nil {
+		if lookup(a.Key) != nil {
 			panic(fmt.Sprintf("protocol: key %d listed twice", a.Key))
+		}
+		if a.Key >= sluiceapi.MinKey {
+			extensions = append(extensions, entry{api: a, schema: s})
+			continue
 		}
 		table[a.Key] = entry{api: a, schema: s}
 	}
@@ -111,6 +136,14 @@ func init() {
 
 // lookup returns the entry for key, or nil when the key is not supported.
 func lookup(key int16) *entry {
+	if key >= sluiceapi.MinKey {
+		for i := range extensions {
+			if extensions[i].api.Key == key {
+				return &extensions[i]
+			}
+		}
+		return nil
+	}
 	if key < 0 || int(key) >= len(table) || table[key].schema == nil {
 		return nil
 	}

@@ -14,6 +14,8 @@ func TestSupportedTable(t *testing.T) {
 		37: {0, 3}, 32: {1, 4}, 44: {0, 1}, 60: {0, 1}, 21: {0, 2}, 22: {0, 4}, 10: {0, 5},
 		8: {2, 9}, 9: {1, 9}, 11: {2, 9}, 12: {0, 4}, 13: {0, 5}, 14: {0, 5}, 15: {0, 6}, 16: {0, 5},
 		42: {0, 3}, 47: {0, 0}, 76: {1, 1}, 77: {1, 1}, 78: {1, 2}, 79: {1, 2},
+		90: {0, 1}, 91: {0, 0}, 92: {0, 0},
+		32000: {0, 0}, // SluiceShareNote, Sluice's own
 	}
 	if len(Supported) != len(want) {
 		t.Fatalf("Supported has %d entries, want %d", len(Supported), len(want))
@@ -25,23 +27,24 @@ func TestSupportedTable(t *testing.T) {
 		if got, ok := Lookup(a.Key); !ok || got != want[a.Key] || a.Versions != want[a.Key] {
 			t.Errorf("key %d: Lookup %v %v, table %v, want %v", a.Key, got, ok, a.Versions, want[a.Key])
 		}
-		req := kmsg.RequestForKey(a.Key)
+		req := NewRequest(a.Key)
 		if req == nil {
 			t.Fatalf("kmsg has no request for key %d", a.Key)
 		}
 		if a.Versions.Max > req.MaxVersion() {
 			t.Errorf("key %d: max %d above kmsg's %d", a.Key, a.Versions.Max, req.MaxVersion())
 		}
-		if !strings.EqualFold(a.Name, kmsg.NameForKey(a.Key)) { // Kafka says InitProducerId, kmsg InitProducerID
-			t.Errorf("key %d: name %q, kmsg says %q", a.Key, a.Name, kmsg.NameForKey(a.Key))
+		if !strings.EqualFold(a.Name, NameForKey(a.Key)) { // Kafka says InitProducerId, kmsg InitProducerID
+			t.Errorf("key %d: name %q, kmsg says %q", a.Key, a.Name, NameForKey(a.Key))
 		}
 	}
-	if !slices.Equal(Keys(), []int16{0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 32, 37, 42, 44, 47, 60, 76, 77, 78, 79}) {
+	if !slices.Equal(Keys(), []int16{0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 32, 37, 42, 44, 47, 60, 76, 77, 78, 79, 90, 91, 92, 32000}) {
 		t.Errorf("Keys() = %v", Keys())
 	}
-	// 61-75 lie between the keys now that the share-group APIs end the
-	// table at 79; 80 is just above it.
-	for _, k := range []int16{-1, 4, 7, 17, 28, 48, 61, 67, 68, 75, 80, 9999, -32768, 32767} {
+	// 61-75 and 80-89 lie between the keys, 93 is just above Kafka's
+	// (the share-group offset APIs end them at 92); 31999 and 32001
+	// surround Sluice's own key.
+	for _, k := range []int16{-1, 4, 7, 17, 28, 48, 61, 67, 68, 75, 80, 89, 93, 9999, -32768, 31999, 32001, 32767} {
 		if _, ok := Lookup(k); ok {
 			t.Errorf("Lookup(%d) reported supported", k)
 		}
@@ -52,7 +55,7 @@ func TestSupportedTable(t *testing.T) {
 // flexibility against kmsg for every version kmsg knows.
 func TestSchemasMatchKmsg(t *testing.T) {
 	for _, s := range schemas {
-		req := kmsg.RequestForKey(s.key)
+		req := NewRequest(s.key)
 		if s.maxVersion != req.MaxVersion() {
 			t.Errorf("key %d: schema max %d, kmsg max %d", s.key, s.maxVersion, req.MaxVersion())
 		}

@@ -25,24 +25,54 @@ const (
 	// (package share's delta). The rest is the group's length (uvarint),
 	// the group, then the delta. A non-batch frame.
 	CmdShareState byte = 4
+	// CmdShareReset: an operator replaced a share group's state on this
+	// partition (AlterShareGroupOffsets, DeleteShareGroupOffsets). Laid
+	// out as CmdShareState; the delta is the first delta of a new state
+	// (share.New at the new start, then TakeDelta), or empty to delete the
+	// state. Unlike a CmdShareState delta it may move the window back, so
+	// it is a command of its own that only an operator's request proposes.
+	CmdShareReset byte = 5
 )
 
 // appendShareState appends a CmdShareState command.
 func appendShareState(dst []byte, group string, delta []byte) []byte {
-	dst = append(dst, CmdShareState)
-	dst = binary.AppendUvarint(dst, uint64(len(group)))
-	dst = append(dst, group...)
-	return append(dst, delta...)
+	return appendShareCmd(dst, CmdShareState, group, delta)
 }
 
 // parseShareState splits a CmdShareState command; ok is false for
 // anything else or a malformed one.
 func parseShareState(data []byte) (group string, delta []byte, ok bool) {
-	if len(data) < 2 || data[0] != CmdShareState {
+	return parseShareCmd(data, CmdShareState)
+}
+
+// appendShareReset appends a CmdShareReset command; a nil delta deletes
+// the group's state.
+func appendShareReset(dst []byte, group string, delta []byte) []byte {
+	return appendShareCmd(dst, CmdShareReset, group, delta)
+}
+
+// parseShareReset splits a CmdShareReset command; ok is false for
+// anything else or a malformed one.
+func parseShareReset(data []byte) (group string, delta []byte, ok bool) {
+	return parseShareCmd(data, CmdShareReset)
+}
+
+// appendShareCmd appends tag, the group's length (uvarint), the group and
+// the delta.
+func appendShareCmd(dst []byte, tag byte, group string, delta []byte) []byte {
+	dst = append(dst, tag)
+	dst = binary.AppendUvarint(dst, uint64(len(group)))
+	dst = append(dst, group...)
+	return append(dst, delta...)
+}
+
+// parseShareCmd splits a command appendShareCmd wrote with tag.
+func parseShareCmd(data []byte, tag byte) (group string, delta []byte, ok bool) {
+	if len(data) < 2 || data[0] != tag {
 		return "", nil, false
 	}
 	n, w := binary.Uvarint(data[1:])
-	// An overlong length (0x80 0x00 for 0) is refused: appendShareState
+	// An overlong length (0x80 0x00 for 0) is refused: appendShareCmd
 	// never writes one, and one command must have one encoding.
 	if w <= 0 || w != uvarintLen(n) || n > uint64(len(data)-1-w) {
 		return "", nil, false

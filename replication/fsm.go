@@ -56,7 +56,10 @@ var _ ManifestStore = (*SnapshotStore)(nil)
 //     partition's committed producer table;
 //   - a CmdDeleteRecords or CmdRetention command moves the replicated log
 //     start (never past the high watermark); the segment files below it are
-//     removed once the local snapshots no longer need them (trim).
+//     removed once the local snapshots no longer need them (trim);
+//   - a CmdShareState command applies a share group's delta to the
+//     partition's committed share state, and a CmdShareReset command
+//     replaces or deletes that state (partition.ResetShare).
 //
 // Apply is deterministic, so every replica reaches the same high
 // watermark, log start and producer table for the same index. An entry at
@@ -269,6 +272,15 @@ func (f *FSM) apply(l *raft.Log) (resp any, moved bool) {
 			// Deterministic on every replica; the leader's working copy
 			// is rebuilt from this committed state when it leads again.
 			f.lg.Error().Err(err).Uint64("index", l.Index).Str("group", group).Msg("share state not applied")
+			return err, false
+		}
+	case l.Type == raft.LogCommand && len(l.Data) > 0 && l.Data[0] == CmdShareReset:
+		group, delta, ok := parseShareReset(l.Data)
+		if !ok || f.part == nil {
+			break
+		}
+		if err := f.part.ResetShare(group, delta); err != nil {
+			f.lg.Error().Err(err).Uint64("index", l.Index).Str("group", group).Msg("share state reset not applied")
 			return err, false
 		}
 	case l.Type == raft.LogCommand:

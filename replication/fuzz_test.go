@@ -33,6 +33,8 @@ func fuzzFSM(t testing.TB) (*FSM, *LogStore, [][]byte) {
 		produce(t, "plain", 2, 10),
 		AppendProduce(nil, idem(t, "idem", 7, 0, 0, 1, 10)),
 		appendShareState(nil, "workers", sp.TakeDelta()),
+		appendShareReset(nil, "workers", share.New(share.DefaultConfig(), 1).TakeDelta()),
+		appendShareReset(nil, "others", nil),
 		appendDeleteBefore(nil, CmdDeleteRecords, 1),
 		appendDeleteBefore(nil, CmdRetention, 2),
 	}
@@ -69,6 +71,7 @@ func FuzzCommand(f *testing.F) {
 		f.Add(c)
 	}
 	f.Add([]byte{CmdShareState, 0x80, 0x00})                   // overlong uvarint
+	f.Add([]byte{CmdShareReset, 0x80, 0x00})                   // overlong uvarint
 	f.Add([]byte{CmdDeleteRecords, 0x80, 0, 0, 0, 0, 0, 0, 0}) // negative offset
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -80,6 +83,11 @@ func FuzzCommand(f *testing.F) {
 		if g, d, ok := parseShareState(data); ok {
 			if re := appendShareState(nil, g, d); !bytes.Equal(re, data) {
 				t.Fatalf("share state re-encoded as % x, was % x", re, data)
+			}
+		}
+		if g, d, ok := parseShareReset(data); ok {
+			if re := appendShareReset(nil, g, d); !bytes.Equal(re, data) {
+				t.Fatalf("share reset re-encoded as % x, was % x", re, data)
 			}
 		}
 		if isProduce(data) {

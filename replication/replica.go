@@ -774,6 +774,17 @@ func (r *Replica) ProposeShare(group string, delta []byte) error {
 	return r.propose(appendShareState(nil, group, delta))
 }
 
+// ProposeShareReset replaces a share group's state on this partition
+// (partition.ResetShare on every replica; a nil delta deletes it) and
+// waits until it is committed and applied here. Only the leader may; the
+// caller drops any working copy of the state, which would write over it.
+func (r *Replica) ProposeShareReset(group string, delta []byte) error {
+	if !r.Ready() {
+		return kerr.NotLeaderForPartition
+	}
+	return r.propose(appendShareReset(nil, group, delta))
+}
+
 func (r *Replica) propose(cmd []byte) error {
 	rf := r.rf.Load()
 	f := rf.Apply(cmd, 0)

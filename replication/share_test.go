@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/sluicemq/sluice/partition/share"
 )
 
@@ -20,6 +22,24 @@ func TestShareStateCommand(t *testing.T) {
 	}
 	for _, bad := range [][]byte{nil, {CmdShareState}, {CmdShareState, 0xff}, {CmdShareState, 9, 'a'}, {CmdProduce, 1, 'a'}} {
 		if _, _, ok := parseShareState(bad); ok {
+			t.Errorf("parsed % x", bad)
+		}
+	}
+}
+
+func TestShareResetCommand(t *testing.T) {
+	for _, delta := range [][]byte{[]byte("delta"), nil} {
+		cmd := appendShareReset(nil, "workers", delta)
+		g, d, ok := parseShareReset(cmd)
+		if !ok || g != "workers" || string(d) != string(delta) {
+			t.Fatalf("round trip: %q %q %v", g, d, ok)
+		}
+		if _, _, ok := parseShareState(cmd); ok {
+			t.Fatal("a reset parsed as a delta")
+		}
+	}
+	for _, bad := range [][]byte{nil, {CmdShareReset}, {CmdShareReset, 0x80, 0x00}, {CmdShareReset, 9, 'a'}, appendShareState(nil, "w", nil)} {
+		if _, _, ok := parseShareReset(bad); ok {
 			t.Errorf("parsed % x", bad)
 		}
 	}
@@ -155,4 +175,80 @@ func TestReplicaShareState(t *testing.T) {
 		c.start(nd)
 	}
 	check("after a restart from snapshots")
+}
+
+// TestReplicaShareReset: an operator's reset moves a share group's window
+// back on every replica, the leader's deltas go on from it, a delete
+// removes the state everywhere, and both survive a restart from
+// snapshots.
+func TestReplicaShareReset(t *testing.T) {
+	c := newReplicaCluster(t, 3, testPartitionConfig(), fastTimings)
+	ld := c.leader()
+	for i := range 10 {
+		if _, err := ld.r.Produce(idem(t, fmt.Sprintf("r%d", i), -1, 0, 0, 1, 100), -1)(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Unix(1000, 0)
+	consume := func(group string, sp *share.Partition) {
+		t.Helper()
+		var recs []share.Record
+		for i := sp.NextRead(); i < 10; i++ {
+			recs = append(recs, share.Record{Offset: i})
+		}
+		sp.Admit(recs, 10)
+		rs := sp.Acquire("m1", 100, now)
+		if err := sp.Ack("m1", []share.AckBatch{{First: rs[0].First, Last: rs[len(rs)-1].Last, Type: share.AckAccept}}, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := ld.r.ProposeShare(group, sp.TakeDelta()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consume("workers", share.New(share.DefaultConfig(), 0))
+	consume("others", share.New(share.DefaultConfig(), 0))
+	// Back to 4: the leader's next working copy starts from the reset.
+	sp := share.New(share.DefaultConfig(), 4)
+	if err := ld.r.ProposeShareReset("workers", sp.TakeDelta()); err != nil {
+		t.Fatal(err)
+	}
+	consume("workers", sp)
+	if err := ld.r.ProposeShareReset("others", nil); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		waitTrue(t, "every replica "+when, func() bool {
+			for _, nd := range c.nodes {
+				st, ok := nd.r.Partition().ShareStats("workers")
+				if !ok || st.Seq != sp.Seq() || nd.r.Partition().ShareState("others") != nil {
+					return false
+				}
+			}
+			return true
+		})
+		for _, nd := range c.nodes {
+			if st, _ := nd.r.Partition().ShareStats("workers"); st.Start != 10 || st.Seq != 2 {
+				t.Fatalf("%s %s: %+v", nd.id, when, st)
+			}
+		}
+	}
+	check("after apply")
+	for _, nd := range c.nodes {
+		if err := nd.r.Raft().Snapshot().Error(); err != nil {
+			t.Fatal(err)
+		}
+		c.stop(nd)
+	}
+	for _, nd := range c.nodes {
+		c.start(nd)
+	}
+	check("after a restart from snapshots")
+	for _, nd := range c.nodes {
+		if !nd.r.IsLeader() {
+			if err := nd.r.ProposeShareReset("workers", nil); !errors.Is(err, kerr.NotLeaderForPartition) {
+				t.Fatalf("a follower proposed a reset: %v", err)
+			}
+		}
+	}
 }

@@ -268,6 +268,38 @@ func (c *Coordinator) ShareGroupDescribe(r *kmsg.ShareGroupDescribeRequest) Resp
 	return now(resp)
 }
 
+// ShareGroupMembers reports how many members share group id has and
+// whether this coordinator knows it, for the offset administration APIs
+// (which need an empty group). code sends the caller elsewhere
+// (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, INVALID_GROUP_ID) or is
+// GROUP_ID_NOT_FOUND for a classic group, as Kafka answers for a group of
+// another type. With create an unknown group is created empty: Kafka 4.2
+// does so on AlterShareGroupOffsets, so a group's start can be set before
+// its first member joins (and ListGroups shows it).
+func (c *Coordinator) ShareGroupMembers(id string, create bool) (members int, known bool, code int16) {
+	s, code := c.lookup(id)
+	if code != 0 {
+		return 0, false, code
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, false, kerr.NotCoordinator.Code
+	}
+	if _, classic := s.groups[id]; classic {
+		return 0, false, kerr.GroupIDNotFound.Code
+	}
+	g := s.shares[id]
+	if g == nil && create {
+		g = &shareGroup{id: id, members: map[string]*shareMember{}}
+		s.shares[id] = g
+	}
+	if g == nil {
+		return 0, false, 0
+	}
+	return len(g.members), true, 0
+}
+
 // ShareGroups lists the share groups this broker coordinates (ListGroups
 // shows them with type "share").
 func (s *shard) listShares(states []string, out *[]kmsg.ListGroupsResponseGroup) {

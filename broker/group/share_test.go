@@ -122,3 +122,45 @@ func TestShareGroupRefusals(t *testing.T) {
 		t.Errorf("share join of a classic group: code %d", r.ErrorCode)
 	}
 }
+
+// TestShareGroupMembers: the offset administration APIs learn whether a
+// share group is empty; create makes an unknown one (Kafka 4.2's
+// AlterShareGroupOffsets), a classic group is not a share group, and a
+// bad name is refused.
+func TestShareGroupMembers(t *testing.T) {
+	c := newTestCoordinator(t, &fakeHost{store: &memStore{}, term: 1, leading: true}, Config{})
+	if n, known, code := c.ShareGroupMembers("g", false); n != 0 || known || code != 0 {
+		t.Fatalf("unknown group: %d %v %d", n, known, code)
+	}
+	shareHB(c, "g", "m1", 0, "t")
+	shareHB(c, "g", "m2", 0, "t")
+	if n, known, code := c.ShareGroupMembers("g", false); n != 2 || !known || code != 0 {
+		t.Fatalf("two members: %d %v %d", n, known, code)
+	}
+	shareHB(c, "g", "m1", -1)
+	shareHB(c, "g", "m2", -1)
+	if n, known, code := c.ShareGroupMembers("g", false); n != 0 || !known || code != 0 {
+		t.Fatalf("after both left: %d %v %d", n, known, code)
+	}
+	if n, known, code := c.ShareGroupMembers("fresh", true); n != 0 || !known || code != 0 {
+		t.Fatalf("created: %d %v %d", n, known, code)
+	}
+	if _, known, _ := c.ShareGroupMembers("fresh", false); !known {
+		t.Fatal("the created group was forgotten")
+	}
+	lr := kmsg.NewPtrListGroupsRequest()
+	lr.Version, lr.TypesFilter = 5, []string{"share"}
+	ls := c.ListGroups(lr)().(*kmsg.ListGroupsResponse)
+	if !slices.ContainsFunc(ls.Groups, func(g kmsg.ListGroupsResponseGroup) bool { return g.Group == "fresh" && g.GroupState == "Empty" }) {
+		t.Errorf("the created group is not listed: %+v", ls.Groups)
+	}
+	if code := commit(c, "classic", "", -1, "t", 0, 1); code != 0 {
+		t.Fatal(code)
+	}
+	if _, known, code := c.ShareGroupMembers("classic", true); known || code != kerr.GroupIDNotFound.Code {
+		t.Errorf("a classic group: known %v code %d", known, code)
+	}
+	if _, _, code := c.ShareGroupMembers("", false); code != kerr.InvalidGroupID.Code {
+		t.Errorf("empty group id: code %d", code)
+	}
+}

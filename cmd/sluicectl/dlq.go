@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -32,6 +34,7 @@ type deadLetterRow struct {
 	SourceTimestamp *time.Time `json:"source_timestamp"` // the original record's; null when unknown
 	DeliveryCount   int32      `json:"delivery_count"`
 	Reason          string     `json:"reason"`
+	Error           string     `json:"error"` // the worker's last error (sluice.dlq.error); empty when none reached the broker
 	Group           string     `json:"group"`
 	AgeSeconds      float64    `json:"age_seconds"` // since it was dead-lettered
 	Key             *string    `json:"key"`
@@ -41,7 +44,7 @@ func newDeadLetterRow(d client.DeadLetterRecord, now time.Time) deadLetterRow {
 	r := d.Record
 	row := deadLetterRow{Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp.UTC(), SourceTopic: d.SourceTopic,
 		SourcePartition: d.SourcePartition, SourceOffset: d.SourceOffset, DeliveryCount: d.DeliveryCount, Reason: d.Reason,
-		Group: d.Group, AgeSeconds: max(now.Sub(r.Timestamp).Seconds(), 0), Key: strPtr(r.Key)}
+		Error: d.Error, Group: d.Group, AgeSeconds: max(now.Sub(r.Timestamp).Seconds(), 0), Key: strPtr(r.Key)}
 	if !d.SourceTime.IsZero() {
 		t := d.SourceTime.UTC()
 		row.SourceTimestamp = &t
@@ -55,6 +58,25 @@ func (r deadLetterRow) source() string {
 		return "-"
 	}
 	return fmt.Sprintf("%s/%d/%d", r.SourceTopic, r.SourcePartition, r.SourceOffset)
+}
+
+// maxErrorColumn is the most of an error dlq list prints (dlq show prints
+// it all).
+const maxErrorColumn = 60
+
+// oneLine is s on one line for a table: control characters (newlines,
+// tabs) become spaces, and past limit runes (0: no limit) it is cut.
+func oneLine(s string, limit int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	if limit > 3 && utf8.RuneCountInString(s) > limit {
+		s = string([]rune(s)[:limit-3]) + "..."
+	}
+	return s
 }
 
 // age prints a duration coarsely: 45s, 12m, 3h, 2d.
@@ -80,7 +102,8 @@ func (a *app) newDLQList() *cobra.Command {
 		Long: `List the records of a dead-letter topic, oldest first: where each came from
 (source topic/partition/offset), how often it was delivered, why it was
 dead-lettered ("rejected" by a consumer, or "delivery limit"), the share group,
-and how long ago. Records written there by something else show - as source.`,
+how long ago, and the last error the worker reported (cut short; dlq show
+prints it whole). Records written there by something else show - as source.`,
 		Example: `  sluicectl dlq list signups.dlq
   sluicectl dlq list signups.dlq -n 0 --json`,
 		Args: args(cobra.ExactArgs(1)),
@@ -110,9 +133,9 @@ and how long ago. Records written there by something else show - as source.`,
 			if a.flags.json {
 				return printJSON(cmd.OutOrStdout(), map[string]any{"topic": topic, "dead_letters": rows, "total": total})
 			}
-			t := newTable(cmd.OutOrStdout(), "PARTITION", "OFFSET", "SOURCE", "DELIVERIES", "REASON", "GROUP", "AGE")
+			t := newTable(cmd.OutOrStdout(), "PARTITION", "OFFSET", "SOURCE", "DELIVERIES", "REASON", "GROUP", "AGE", "ERROR")
 			for _, r := range rows {
-				t.row(r.Partition, r.Offset, r.source(), r.DeliveryCount, r.Reason, r.Group, age(r.AgeSeconds))
+				t.row(r.Partition, r.Offset, r.source(), r.DeliveryCount, r.Reason, r.Group, age(r.AgeSeconds), oneLine(r.Error, maxErrorColumn))
 			}
 			if err := t.flush(); err != nil {
 				return err
@@ -204,6 +227,7 @@ func (a *app) newDLQShow() *cobra.Command {
 				t.row("PRODUCED", out.SourceTimestamp.Format(time.RFC3339Nano))
 			}
 			t.row("REASON", out.Reason)
+			t.row("ERROR", oneLine(out.Error, 0))
 			t.row("DELIVERIES", out.DeliveryCount)
 			t.row("GROUP", out.Group)
 			t.row("KEY", nullable(out.Key))

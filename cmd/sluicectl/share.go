@@ -13,8 +13,9 @@ import (
 )
 
 func (a *app) newShareGroupCmd() *cobra.Command {
-	return parent("share-group", "Share groups (queues): list, describe, configure",
-		a.newShareGroupList(), a.newShareGroupDescribe(), a.newShareGroupConfig())
+	return parent("share-group", "Share groups (queues): list, describe, configure, offsets",
+		a.newShareGroupList(), a.newShareGroupDescribe(), a.newShareGroupConfig(),
+		a.newShareGroupOffsets(), a.newShareGroupReset(), a.newShareGroupDeleteOffsets())
 }
 
 type shareGroupRow struct {

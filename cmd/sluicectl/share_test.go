@@ -116,8 +116,8 @@ func TestShareGroupAndDLQCommands(t *testing.T) {
 
 	out = ok(t, "dlq", "list", dlq)
 	rows = fields(out)
-	if fmt.Sprint(rows[0]) != "[PARTITION OFFSET SOURCE DELIVERIES REASON GROUP AGE]" || len(rows) != 2 ||
-		fmt.Sprint(rows[1][:6]) != fmt.Sprintf("[0 0 %s/0/1 1 rejected %s]", topic, group) {
+	if fmt.Sprint(rows[0]) != "[PARTITION OFFSET SOURCE DELIVERIES REASON GROUP AGE ERROR]" || len(rows) != 2 ||
+		fmt.Sprint(rows[1][:6]) != fmt.Sprintf("[0 0 %s/0/1 1 rejected %s]", topic, group) || strings.Join(rows[1][7:], " ") != "no such mailbox" {
 		t.Fatalf("dlq list:\n%s", out)
 	}
 	dl := decode[struct {
@@ -129,7 +129,7 @@ func TestShareGroupAndDLQCommands(t *testing.T) {
 		t.Fatalf("dlq list --json: %+v", dl)
 	}
 	if d := dl.DeadLetters[0]; d.SourceTopic != topic || d.SourceOffset != 1 || d.Reason != "rejected" || d.Group != group ||
-		d.DeliveryCount != 1 || *d.Key != "poison" || d.SourceTimestamp == nil || d.AgeSeconds < 0 {
+		d.DeliveryCount != 1 || *d.Key != "poison" || d.SourceTimestamp == nil || d.AgeSeconds < 0 || d.Error != "no such mailbox" {
 		t.Fatalf("dlq list --json record: %+v", d)
 	}
 	if r := sctl(t, "", "dlq", "list", dlq, "-n", "0"); r.code != exitOK || strings.Contains(r.stderr, "showing") {
@@ -137,7 +137,7 @@ func TestShareGroupAndDLQCommands(t *testing.T) {
 	}
 
 	out = ok(t, "dlq", "show", dlq, "0")
-	for _, want := range []string{"SOURCE         " + topic + "/0/1", "REASON         rejected", "KEY            poison",
+	for _, want := range []string{"SOURCE         " + topic + "/0/1", "REASON         rejected", "ERROR          no such mailbox", "KEY            poison",
 		"HEADER         trace=t1", "HEADER         sluice.dlq.group=" + group, "VALUE          bad address"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dlq show lacks %q:\n%s", want, out)
@@ -212,6 +212,24 @@ func TestShareGroupCompletionAndHelp(t *testing.T) {
 	for _, want := range []string{"Queues (share groups):", "share-group", "dlq"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("--help lacks %q", want)
+		}
+	}
+}
+
+// dlq list keeps a worker's error on one line and cuts it short.
+func TestOneLine(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		limit int
+		want  string
+	}{
+		{"smtp 451\ttry again\nlater", 0, "smtp 451 try again later"},
+		{"", maxErrorColumn, ""},
+		{strings.Repeat("é", 70), maxErrorColumn, strings.Repeat("é", 57) + "..."},
+		{strings.Repeat("x", maxErrorColumn), maxErrorColumn, strings.Repeat("x", maxErrorColumn)},
+	} {
+		if got := oneLine(tc.in, tc.limit); got != tc.want {
+			t.Errorf("oneLine(%q, %d) = %q, want %q", tc.in, tc.limit, got, tc.want)
 		}
 	}
 }

@@ -557,6 +557,34 @@ func (p *Partition) OldestUnacked() (int64, bool) {
 	return 0, false
 }
 
+// RecordStatus is one record's state as the leader sees it.
+type RecordStatus struct {
+	State         State
+	DeliveryCount int16
+	// Owner is the member holding an Acquired record; empty otherwise,
+	// and on a replica (owners are not replicated).
+	Owner string
+	// DeadLetter: a dead letter is pending (DeadLetters lists it).
+	DeadLetter bool
+}
+
+// Done reports whether the record is finished with: terminal, with no
+// dead letter pending.
+func (s RecordStatus) Done() bool { return s.State.Terminal() && !s.DeadLetter }
+
+// Status reports the record at off; false when the window does not track
+// it: below SPSO (done), at or past NextRead (not read yet), or a
+// compaction gap. An Acquired record whose lock has run out is still
+// Acquired until the next Expire, as for Ack.
+func (p *Partition) Status(off int64) (RecordStatus, bool) {
+	i := p.find(off)
+	if i == len(p.recs) || p.recs[i].off != off {
+		return RecordStatus{}, false
+	}
+	e := &p.recs[i]
+	return RecordStatus{State: e.state, DeliveryCount: e.count, Owner: e.owner, DeadLetter: e.flags&flagDL != 0}, true
+}
+
 // Stats counts the window's records per state.
 func (p *Partition) Stats() Stats {
 	s := Stats{Start: p.spso, NextRead: p.nextRead, InFlight: len(p.recs), Seq: p.seq}

@@ -809,3 +809,47 @@ func TestKeyOrderingManyMembers(t *testing.T) {
 		t.Fatalf("keys finished: %v", finished)
 	}
 }
+
+// TestStatus follows one record through Status: untracked before it is
+// admitted, Available, Acquired by its member with its delivery count,
+// Archived with a pending dead letter, then gone once it is written; a
+// replica sees no owner.
+func TestStatus(t *testing.T) {
+	cfg := testConfig()
+	cfg.DeadLetter = true
+	s := newPair(t, cfg, 10)
+	if _, ok := s.l.Status(10); ok {
+		t.Fatal("status of an offset not read yet")
+	}
+	s.l.Admit(plain(10, 12), 13) // 11 is a compaction gap
+	if st, ok := s.l.Status(10); !ok || st != (RecordStatus{State: Available}) || st.Done() {
+		t.Fatalf("admitted: %+v %v", st, ok)
+	}
+	if _, ok := s.l.Status(11); ok {
+		t.Fatal("status of a compaction gap")
+	}
+	s.l.Acquire("m", 2, t0)
+	s.sync()
+	if st, ok := s.l.Status(12); !ok || st != (RecordStatus{State: Acquired, DeliveryCount: 1, Owner: "m"}) {
+		t.Fatalf("acquired: %+v %v", st, ok)
+	}
+	if st, ok := s.f.Status(12); !ok || st.Owner != "" || st.State != Acquired || st.DeliveryCount != 1 {
+		t.Fatalf("replica: %+v %v", st, ok)
+	}
+	if err := s.l.Ack("m", []AckBatch{{10, 10, AckAccept}, {12, 12, AckReject}}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.l.Status(10); ok {
+		t.Fatal("status of a record below SPSO")
+	}
+	if st, ok := s.l.Status(12); !ok || st != (RecordStatus{State: Archived, DeliveryCount: 1, DeadLetter: true}) || st.Done() {
+		t.Fatalf("rejected: %+v %v", st, ok)
+	}
+	s.l.DeadLettered(12)
+	if _, ok := s.l.Status(12); ok || s.l.Start() != 13 {
+		t.Fatalf("written dead letter still tracked (SPSO %d)", s.l.Start())
+	}
+	if !(RecordStatus{State: Acknowledged}).Done() || (RecordStatus{State: Acquired}).Done() {
+		t.Error("Done")
+	}
+}
