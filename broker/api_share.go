@@ -118,7 +118,9 @@ func (m *shareManager) session(c *conn, k sessionKey, epoch int32) (*shareSessio
 }
 
 // releaseLocked (m.mu held) releases what a session's member holds on the
-// session's partitions, in the background.
+// session's partitions, in the background. A release goes by member, so
+// a new session of the member must not acquire before it is done, or it
+// would release that session's records too: released(k) says when.
 func (m *shareManager) releaseLocked(k sessionKey, s *shareSession) {
 	var hosts []*shareHost
 	for sp := range s.parts {
@@ -129,14 +131,33 @@ func (m *shareManager) releaseLocked(k sessionKey, s *shareSession) {
 	if len(hosts) == 0 {
 		return
 	}
+	prev, done := m.releasing[k], make(chan struct{})
+	m.releasing[k] = done
 	m.b.bgWG.Add(1)
 	go func() {
 		defer m.b.bgWG.Done()
+		if prev != nil {
+			<-prev
+		}
 		now := time.Now()
 		for _, h := range hosts {
 			h.release(k.member, now)
 		}
+		m.mu.Lock()
+		if m.releasing[k] == done {
+			delete(m.releasing, k)
+		}
+		m.mu.Unlock()
+		close(done)
 	}()
+}
+
+// released returns a channel closed when the releases of k's ended
+// sessions are done; nil when none is under way.
+func (m *shareManager) released(k sessionKey) <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.releasing[k]
 }
 
 // connClosed ends the sessions a connection opened.
@@ -202,9 +223,19 @@ func (b *Broker) shareFetch(c *conn, r *kmsg.ShareFetchRequest) responder {
 	if ec != 0 {
 		return fail(ec)
 	}
+	var released <-chan struct{}
+	if r.ShareSessionEpoch == 0 {
+		released = m.released(k) // the session replaced, or one its connection closed
+	}
 	cfg, _ := m.shareConfig(groupID)
 	resp.AcquisitionLockTimeoutMillis = int32(cfg.LockDuration.Milliseconds())
 	return func() kmsg.Response {
+		if released != nil {
+			select {
+			case <-released:
+			case <-b.closing:
+			}
+		}
 		now := time.Now()
 		out := map[sharePart]*kmsg.ShareFetchResponseTopicPartition{}
 		entry := func(sp sharePart) *kmsg.ShareFetchResponseTopicPartition {

@@ -61,10 +61,14 @@ type shareManager struct {
 	mu       sync.Mutex
 	hosts    map[shareKey]*shareHost
 	sessions map[sessionKey]*shareSession
+	// releasing: closed when the release of what a member's ended
+	// sessions held is done (api_share.go releaseLocked).
+	releasing map[sessionKey]chan struct{}
 }
 
 func newShareManager(b *Broker) *shareManager {
-	return &shareManager{b: b, hosts: map[shareKey]*shareHost{}, sessions: map[sessionKey]*shareSession{}}
+	return &shareManager{b: b, hosts: map[shareKey]*shareHost{}, sessions: map[sessionKey]*shareSession{},
+		releasing: map[sessionKey]chan struct{}{}}
 }
 
 // shareConfig turns a group's configs into the state machine's.
