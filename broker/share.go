@@ -159,7 +159,7 @@ func (h *shareHost) replicate() error {
 	if delta == nil {
 		return nil
 	}
-	if err := h.rep.ProposeShare(h.key.group, delta); err != nil {
+	if err := h.rep.ProposeShare(h.key.group, h.term, delta); err != nil {
 		h.sp = nil
 		return err
 	}

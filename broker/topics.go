@@ -39,7 +39,7 @@ type replica interface {
 	Leader() (raft.ServerID, uint64)
 	IsLeader() bool
 	ConfirmLeader() bool
-	ProposeShare(group string, delta []byte) error
+	ProposeShare(group string, term uint64, delta []byte) error
 	ProposeShareReset(group string, delta []byte) error
 	Ready() bool
 	InSync() []raft.ServerID

@@ -766,9 +766,14 @@ func (r *Replica) Compact() (log.CompactStats, error) {
 }
 
 // ProposeShare replicates a share group's state delta through the group
-// and waits until it is committed (and applied here). Only the leader may.
-func (r *Replica) ProposeShare(group string, delta []byte) error {
-	if !r.Ready() {
+// and waits until it is committed (and applied here). Only the leader may,
+// and only in term, the term the delta's working copy was built in: a
+// copy from an earlier term of this leader (leadership lost and won back
+// while a request held it) would otherwise commit deltas beside the
+// current copy's, and the state machine ignores a sequence number it has
+// seen, so the current copy would silently diverge.
+func (r *Replica) ProposeShare(group string, term uint64, delta []byte) error {
+	if !r.Ready() || r.readyTerm.Load() != term {
 		return kerr.NotLeaderForPartition
 	}
 	return r.propose(appendShareState(nil, group, delta))

@@ -116,13 +116,19 @@ func TestReplicaShareState(t *testing.T) {
 	now := time.Unix(1000, 0)
 	sp.Admit(recs, 10)
 	sp.Acquire("m1", 4, now)
-	if err := ld.r.ProposeShare("workers", sp.TakeDelta()); err != nil {
+	_, term := ld.r.Leader()
+	if err := ld.r.ProposeShare("workers", term, sp.TakeDelta()); err != nil {
 		t.Fatal(err)
+	}
+	// A working copy of another term is refused: its deltas would commit
+	// beside the current copy's.
+	if err := ld.r.ProposeShare("workers", term-1, []byte("never decoded")); !errors.Is(err, kerr.NotLeaderForPartition) {
+		t.Fatalf("propose in an earlier term: %v, want NOT_LEADER_OR_FOLLOWER", err)
 	}
 	if err := sp.Ack("m1", []share.AckBatch{{First: 0, Last: 1, Type: share.AckAccept}}, now); err != nil {
 		t.Fatal(err)
 	}
-	if err := ld.r.ProposeShare("workers", sp.TakeDelta()); err != nil {
+	if err := ld.r.ProposeShare("workers", term, sp.TakeDelta()); err != nil {
 		t.Fatal(err)
 	}
 	want := sp.Stats()
@@ -201,7 +207,8 @@ func TestReplicaShareReset(t *testing.T) {
 		if err := sp.Ack("m1", []share.AckBatch{{First: rs[0].First, Last: rs[len(rs)-1].Last, Type: share.AckAccept}}, now); err != nil {
 			t.Fatal(err)
 		}
-		if err := ld.r.ProposeShare(group, sp.TakeDelta()); err != nil {
+		_, term := ld.r.Leader()
+		if err := ld.r.ProposeShare(group, term, sp.TakeDelta()); err != nil {
 			t.Fatal(err)
 		}
 	}
