@@ -76,6 +76,7 @@ func (b *Broker) registerAdminRoutes() {
 		b.http.Handle(pattern, b.adminHandler(h))
 	}
 	b.registerGroupRoutes()
+	b.registerDebugFSRoutes()
 }
 
 // adminHandler runs h and writes its answer or error as JSON.

@@ -46,6 +46,7 @@ type Broker struct {
 	lag     *lagMonitor // consumer lag and the group admin routes' client
 	metrics *metrics.Metrics
 	http    *metrics.Server
+	debugFS debugFS // --debug-fault-fs (debug_fs.go)
 
 	mux    *transport.Mux
 	voters []config.Voter
@@ -106,6 +107,7 @@ func New(cfg config.Config, lg zerolog.Logger) (*Broker, error) {
 	b := &Broker{cfg: cfg, lg: lg, metrics: metrics.New(), conns: map[*conn]struct{}{}, idChecked: make(chan struct{}), readyCh: make(chan struct{})}
 	b.stopCtx, b.stop = context.WithCancel(context.Background())
 	b.closing = b.stopCtx.Done()
+	b.debugFS.init(cfg, lg)
 	b.reg = newRegistry(b, ident, defaults)
 	b.ops = newClusterOps(b)
 	b.share = newShareManager(b)

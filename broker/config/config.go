@@ -156,6 +156,14 @@ type Config struct {
 	// so half-sent frames cannot hold connections and buffers forever.
 	ConnectionsMaxIdle time.Duration `yaml:"connections_max_idle"`
 
+	// DebugFaultFS opens every partition log on vfs.Fault, which keeps
+	// unsynced data in process memory (a SIGKILL then loses it, as a power
+	// loss would) and whose disk faults the HTTP endpoints under /debug/fs
+	// inject. For fault injection only: slower, and never in production.
+	// Set only by the hidden --debug-fault-fs flag, not by the file or
+	// the environment.
+	DebugFaultFS bool `yaml:"-"`
+
 	// File is the YAML file Load read, empty if none. It is set by Load,
 	// never read from the file itself.
 	File string `yaml:"-"`

@@ -183,8 +183,16 @@ func newFlagSet(c *Config, file *string, help *bool) *pflag.FlagSet {
 		o.bind(fs, c, flagName(o.key), o.usage)
 	}
 	fs.BoolVarP(help, "help", "h", false, "print this help and exit")
+	// Hidden from the usage text; a flag only, never a file key or an
+	// environment variable, so it cannot be left on by accident.
+	fs.BoolVar(&c.DebugFaultFS, debugFaultFSFlag, c.DebugFaultFS,
+		"for fault injection only, slower: keep partition logs' unsynced data in process memory (a SIGKILL loses it, like a power loss) and serve POST /debug/fs/{stall,resume,fail,heal} on http-addr")
+	_ = fs.MarkHidden(debugFaultFSFlag)
 	return fs
 }
+
+// debugFaultFSFlag sets Config.DebugFaultFS.
+const debugFaultFSFlag = "debug-fault-fs"
 
 // Usage is the help text for the broker's command line: the layering rule
 // and every flag with its default.

@@ -309,6 +309,12 @@ func TestHelp(t *testing.T) {
 	fs := newFlagSet(&c, &file, &help)
 	n := 0
 	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Hidden {
+			if strings.Contains(usage, "--"+f.Name) {
+				t.Errorf("Usage() lists the hidden --%s", f.Name)
+			}
+			return
+		}
 		n++
 		if strings.TrimSpace(f.Usage) == "" {
 			t.Errorf("--%s has no usage text", f.Name)
@@ -372,11 +378,31 @@ func TestYAMLKeysAreTags(t *testing.T) {
 	v := reflect.ValueOf(got)
 	for i := range v.NumField() {
 		name := v.Type().Field(i).Name
-		if name == "File" {
+		if v.Type().Field(i).Tag.Get("yaml") == "-" { // File, DebugFaultFS
 			continue
 		}
 		if v.Field(i).Interface() == def.Field(i).Interface() {
 			t.Errorf("%s still has its default %v", name, v.Field(i))
 		}
+	}
+}
+
+// TestDebugFaultFS: only the hidden flag turns the fault filesystem on;
+// neither the file nor the environment can.
+func TestDebugFaultFS(t *testing.T) {
+	c, err := Load(nil, env(nil))
+	if err != nil || c.DebugFaultFS {
+		t.Fatalf("default: %v %v", c.DebugFaultFS, err)
+	}
+	c, err = Load([]string{"--" + debugFaultFSFlag}, env(nil))
+	if err != nil || !c.DebugFaultFS {
+		t.Fatalf("--%s: %v %v", debugFaultFSFlag, c.DebugFaultFS, err)
+	}
+	c, err = Load(nil, env(map[string]string{"SLUICE_DEBUG_FAULT_FS": "true"}))
+	if err != nil || c.DebugFaultFS {
+		t.Fatalf("environment: %v %v", c.DebugFaultFS, err)
+	}
+	if _, err := Load([]string{"--config", writeFile(t, "debug_fault_fs: true\n")}, env(nil)); err == nil {
+		t.Fatal("the YAML key debug_fault_fs was accepted")
 	}
 }

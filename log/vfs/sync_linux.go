@@ -18,3 +18,26 @@ func fdatasync(f *os.File) error {
 		}
 	}
 }
+
+// fdatasyncConn is fdatasync through f's SyscallConn, which keeps the
+// descriptor open until it returns, so a concurrent Close is safe.
+func fdatasyncConn(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			if serr = syscall.Fdatasync(int(fd)); serr != syscall.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
+	}
+	if serr != nil {
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: serr}
+	}
+	return nil
+}
