@@ -9,8 +9,11 @@ DATA        ?= ./data
 
 CHAOS_FLAGS ?=
 CHAOS_SHORT_DURATION ?= 150s
+# The harness's default mix plus disk faults: the brokers then run on the
+# fault filesystem (--debug-fault-fs), so every kill also drops unsynced writes.
+CHAOS_SHORT_FAULTS ?= kill,kill-leader,pause,pause-leader,partition-leader,partition-random,bridge,one-way,delay,reset,disk-stall,disk-fail
 
-.PHONY: help build run cluster cluster-stop test test-deps verify bench fuzz chaos chaos-short tools clean
+.PHONY: help build run cluster cluster-stop test test-deps verify bench fuzz chaos chaos-short chaos-power tools clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -45,9 +48,9 @@ bench: ## run the Go benchmarks (see docs/BENCHMARKS.md)
 fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
-chaos-short: ## CI chaos: 3 brokers, ~3 min of mixed faults (kill, pause, partitions, delay, reset) under load; fails on any anomaly
+chaos-short: ## CI chaos: 3 brokers, ~3 min of mixed faults (kill as power loss, pause, partitions, delay, reset, stalled and failing disks) under load (producers, a consumer group, a share group); fails on any anomaly
 	$(GO) build -o bin/ ./cmd/sluiced
-	$(GO) run ./scripts/chaos -sluiced bin/sluiced -duration $(CHAOS_SHORT_DURATION) $(CHAOS_FLAGS)
+	$(GO) run ./scripts/chaos -sluiced bin/sluiced -duration $(CHAOS_SHORT_DURATION) -faults $(CHAOS_SHORT_FAULTS) $(CHAOS_FLAGS)
 
 chaos: ## full-scale chaos (about 1 h): 200 kill -9 cycles over >= 1M acked records, then 4 partition/pause schedules of 200 s
 	$(GO) build -o bin/ ./cmd/sluiced
@@ -57,6 +60,14 @@ chaos: ## full-scale chaos (about 1 h): 200 kill -9 cycles over >= 1M acked reco
 	$(GO) run ./scripts/chaos -sluiced bin/sluiced -faults bridge,one-way,delay,reset -duration 200s $(CHAOS_FLAGS)
 	$(GO) run ./scripts/chaos -sluiced bin/sluiced -faults pause,pause-leader -duration 200s -fault-min 3s -fault-max 10s $(CHAOS_FLAGS)
 	$(GO) run ./scripts/chaos -sluiced bin/sluiced -brokers 5 -duration 200s $(CHAOS_FLAGS)
+
+chaos-power: ## power loss and disk faults (about 15 min): 60 single-broker and 20 whole-cluster power losses, then 200 s of stalled and failing disks (brokers run with --debug-fault-fs)
+	$(GO) build -o bin/ ./cmd/sluiced
+	$(GO) run ./scripts/chaos -sluiced bin/sluiced -faults power-loss -leader-frac 0.5 -kill-cycles 60 -duration 0 \
+		-fault-min 1s -fault-max 4s -heal-min 1s -heal-max 3s $(CHAOS_FLAGS)
+	$(GO) run ./scripts/chaos -sluiced bin/sluiced -faults power-loss-all -kill-cycles 20 -duration 0 \
+		-fault-min 1s -fault-max 4s -heal-min 1s -heal-max 3s $(CHAOS_FLAGS)
+	$(GO) run ./scripts/chaos -sluiced bin/sluiced -faults disk-stall,disk-fail -duration 200s $(CHAOS_FLAGS)
 
 tools: ## install the pinned staticcheck when missing
 	@[ -x $(STATICCHECK) ] && $(STATICCHECK) -version | grep -q $(STATICCHECK_VERSION) || \

@@ -40,10 +40,29 @@ const (
 	// Phantom: a value read that no producer ever sent, or whose send
 	// failed definitely (a refusal must mean it was not written).
 	Phantom = "phantom"
+
+	// The share group's (share_check.go).
+
+	// ShareLost: an acknowledged record present after healing that the
+	// share group did not accept by the end of its drain: never
+	// delivered, or its latest delivery's ACCEPT certainly not applied.
+	ShareLost = "share-lost"
+	// SharePhantom: a value delivered to the share group that no
+	// producer sent, or whose send failed definitely.
+	SharePhantom = "share-phantom"
+	// ShareAcceptedRedelivered: a record delivered with a higher delivery
+	// count than a delivery whose ACCEPT the broker confirmed: an
+	// acknowledged record came back.
+	ShareAcceptedRedelivered = "share-accepted-redelivered"
+	// ShareCountReused: two deliveries of one record with the same
+	// delivery count: an acquisition was forgotten (delivery counts are
+	// replicated before records are handed out).
+	ShareCountReused = "share-count-reused"
 )
 
 // AllAnomalies lists every anomaly, in report order.
-var AllAnomalies = []string{Lost, Duplicate, InconsistentOffsets, Reorder, NonMonotonicPoll, PollSkip, Unseen, CommitBackwards, Phantom}
+var AllAnomalies = []string{Lost, Duplicate, InconsistentOffsets, Reorder, NonMonotonicPoll, PollSkip, Unseen, CommitBackwards, Phantom,
+	ShareLost, SharePhantom, ShareAcceptedRedelivered, ShareCountReused}
 
 // minElection is the shortest kill-to-ack time counted as an election.
 const minElection = 50 * time.Millisecond
@@ -94,6 +113,8 @@ type Report struct {
 	// NoFinalRead is set when the history has no final read, so lost and
 	// unseen could not be judged (a history cut short).
 	NoFinalRead bool `json:"no_final_read,omitempty"`
+	// Share describes the share group's deliveries; nil without one.
+	Share *ShareStats `json:"share,omitempty"`
 }
 
 type po struct {
@@ -144,6 +165,8 @@ type Checker struct {
 	pollCounts   map[string]int
 	pollExamples map[string][]string
 	hasFinal     bool
+
+	share shareChecker
 }
 
 // NewChecker returns an empty checker.
@@ -164,6 +187,8 @@ func NewChecker() *Checker {
 
 		pollCounts:   map[string]int{},
 		pollExamples: map[string][]string{},
+
+		share: newShareChecker(),
 	}
 }
 
@@ -304,6 +329,8 @@ func (c *Checker) Add(op Op) {
 		}
 	case FNemesis:
 		c.rep.NemesisEvents++
+	case FSharePoll, FShareAck, FShareDrain:
+		c.addShare(op)
 	}
 }
 
@@ -456,6 +483,8 @@ func (c *Checker) Report() Report {
 			prevObs[ob.src] = max(prevObs[ob.src], ob.off)
 		}
 	}
+
+	c.reportShare()
 
 	// Election times: kill or pause of a leader to the partition's next ack.
 	var took []float64

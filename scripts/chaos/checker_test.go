@@ -319,3 +319,134 @@ func TestParseValue(t *testing.T) {
 		}
 	}
 }
+
+// sharePoll is a share-group member's poll of recs.
+func (h *hist) sharePoll(proc string, recs ...ShareRec) *hist {
+	h.idx++
+	h.add(Op{Index: h.idx, Process: proc, Type: Invoke, F: FSharePoll})
+	return h.add(Op{Index: h.idx, Process: proc, Type: OK, F: FSharePoll, Shares: recs})
+}
+
+// shareAck is a member's ACCEPT of recs (one partition), completed typ.
+func (h *hist) shareAck(proc, typ string, recs ...ShareRec) *hist {
+	h.idx++
+	h.add(Op{Index: h.idx, Process: proc, Type: Invoke, F: FShareAck, P: recs[0].P, Shares: recs})
+	return h.add(Op{Index: h.idx, Process: proc, Type: typ, F: FShareAck, P: recs[0].P, Shares: recs})
+}
+
+// shareDrained is the end of the drain, with the group's lag per partition.
+func (h *hist) shareDrained(lags map[int32]int64) *hist {
+	return h.add(Op{Process: "share-drain", Type: Info, F: FShareDrain, Value: "complete", Offsets: lags})
+}
+
+// shareHealthy is healthy() with a share group that got all three
+// records, one of them twice (released by a fault: at least once), and
+// accepted each; the brokers report no lag after the drain.
+func shareHealthy() *hist {
+	h := healthy()
+	h.sharePoll("share-0", ShareRec{0, 0, "p0k00/1", 1}, ShareRec{0, 1, "p0k01/1", 1})
+	h.shareAck("share-0", Unknown, ShareRec{0, 0, "p0k00/1", 1}, ShareRec{0, 1, "p0k01/1", 1}) // the leader died
+	h.sharePoll("share-1", ShareRec{0, 0, "p0k00/1", 2}, ShareRec{0, 2, "p0k00/2", 1})         // so 0/0 came back
+	h.shareAck("share-1", OK, ShareRec{0, 0, "p0k00/1", 2}, ShareRec{0, 2, "p0k00/2", 1})
+	// 0/1 was not delivered again: its ACCEPT of unknown outcome applied,
+	// as the lag of 0 says.
+	return h.shareDrained(map[int32]int64{0: 0})
+}
+
+func TestCheckerShareHealthy(t *testing.T) {
+	r := shareHealthy().check()
+	wantOnly(t, r, "", 0)
+	s := r.Share
+	if s == nil {
+		t.Fatal("no share stats")
+	}
+	if s.Deliveries != 4 || s.Records != 3 || s.Redelivered != 1 || s.MaxDeliveryCount != 2 ||
+		s.AcceptedUnknown != 1 || s.Acks != (Counts{OK: 1, Unknown: 1}) || s.DeliveriesPerRecord[1] != 2 || s.DeliveriesPerRecord[2] != 1 {
+		t.Errorf("share stats %+v", s)
+	}
+	if healthy().check().Share != nil {
+		t.Error("share stats without a share group")
+	}
+}
+
+func TestCheckerShareLostNeverDelivered(t *testing.T) {
+	h := shareHealthy()
+	h.send("producer-0", "p0k01/2", OK, 0, 3)
+	h.poll("consumer-0", Rec{0, 3, "p0k01/2"})
+	h.final(1, Rec{0, 3, "p0k01/2"}) // in the log, never delivered to the share group
+	r := h.check()
+	wantOnly(t, r, ShareLost, 1)
+	if !strings.Contains(r.Examples[ShareLost][0], "never delivered") {
+		t.Errorf("example %q", r.Examples[ShareLost][0])
+	}
+}
+
+func TestCheckerShareLostJudgedOnlyAfterTheDrain(t *testing.T) {
+	h := healthy()
+	h.sharePoll("share-0", ShareRec{0, 0, "p0k00/1", 1})
+	wantOnly(t, h.check(), "", 0) // no share-drain operation: a history cut short
+}
+
+// An ACCEPT of unknown outcome settles a record only where the brokers
+// report no lag after the drain.
+func TestCheckerShareLostWhenLagRemains(t *testing.T) {
+	for _, tc := range []struct {
+		lags map[int32]int64
+		lost int
+	}{
+		{map[int32]int64{0: 0}, 0},
+		{map[int32]int64{0: 1}, 1},
+		{map[int32]int64{1: 0}, 1}, // no lag known for partition 0
+	} {
+		h := healthy()
+		all := []ShareRec{{0, 0, "p0k00/1", 1}, {0, 1, "p0k01/1", 1}, {0, 2, "p0k00/2", 1}}
+		h.sharePoll("share-0", all...)
+		h.shareAck("share-0", OK, all[:2]...)
+		h.shareAck("share-0", Unknown, all[2])
+		h.sharePoll("share-1", ShareRec{0, 2, "p0k00/2", 2}) // it came back
+		h.shareAck("share-1", Unknown, ShareRec{0, 2, "p0k00/2", 2})
+		h.shareDrained(tc.lags)
+		r := h.check()
+		wantOnly(t, r, ShareLost, tc.lost)
+		if tc.lost == 0 && r.Share.AcceptedUnknown != 1 {
+			t.Errorf("lags %v: accepted with an unknown outcome %d, want 1", tc.lags, r.Share.AcceptedUnknown)
+		}
+	}
+}
+
+func TestCheckerSharePhantom(t *testing.T) {
+	h := shareHealthy()
+	h.sharePoll("share-0", ShareRec{0, 3, "p9k00/1", 1}) // never sent
+	h.send("producer-0", "p0k01/2", Fail, 0, 0)
+	h.sharePoll("share-0", ShareRec{0, 4, "p0k01/2", 1}) // its send was refused
+	wantOnly(t, h.check(), SharePhantom, 2)
+}
+
+func TestCheckerShareAcceptedRedelivered(t *testing.T) {
+	h := shareHealthy()
+	// 0/2 was accepted at delivery 1 (confirmed) and comes back.
+	h.sharePoll("share-0", ShareRec{0, 2, "p0k00/2", 2})
+	h.shareAck("share-0", OK, ShareRec{0, 2, "p0k00/2", 2})
+	r := h.check()
+	wantOnly(t, r, ShareAcceptedRedelivered, 1)
+	if !strings.Contains(r.Examples[ShareAcceptedRedelivered][0], "p0k00/2") {
+		t.Errorf("example %q", r.Examples[ShareAcceptedRedelivered][0])
+	}
+}
+
+func TestCheckerShareCountReused(t *testing.T) {
+	h := shareHealthy()
+	// A new leader forgot delivery 1 of 0/1 and delivered it as 1 again.
+	h.sharePoll("share-1", ShareRec{0, 1, "p0k01/1", 1})
+	h.shareAck("share-1", OK, ShareRec{0, 1, "p0k01/1", 1})
+	wantOnly(t, h.check(), ShareCountReused, 1)
+}
+
+func TestCheckerShareDeliveryAtWrongOffset(t *testing.T) {
+	h := shareHealthy()
+	h.sharePoll("share-0", ShareRec{0, 1, "p0k00/2", 2}) // 0/1 holds p0k01/1
+	r := h.check()
+	if r.Anomalies[InconsistentOffsets] != 1 {
+		t.Errorf("inconsistent offsets %d, examples %v", r.Anomalies[InconsistentOffsets], r.Examples)
+	}
+}

@@ -423,6 +423,80 @@ func (c *Cluster) Close() {
 	}
 }
 
+// KillTogether SIGKILLs every running broker at the same instant (every
+// signal is sent before waiting for any exit), like a power loss of the
+// whole cluster, and returns their ids.
+func (c *Cluster) KillTogether() []int {
+	type victim struct {
+		id     int
+		cmd    *exec.Cmd
+		exited chan struct{}
+	}
+	var vs []victim
+	for _, b := range c.Brokers {
+		b.mu.Lock()
+		if b.cmd != nil {
+			vs = append(vs, victim{b.ID, b.cmd, b.exited})
+		}
+		b.cmd, b.paused = nil, false
+		b.mu.Unlock()
+	}
+	for _, v := range vs {
+		_ = v.cmd.Process.Kill()
+	}
+	var ids []int
+	for _, v := range vs {
+		<-v.exited
+		c.logf("broker %d killed: pid %d", v.id, v.cmd.Process.Pid)
+		ids = append(ids, v.id)
+	}
+	return ids
+}
+
+// Disk injects a disk fault into broker id, which must run with
+// --debug-fault-fs: action is stall, resume, fail or heal (POST
+// /debug/fs/<action>).
+func (c *Cluster) Disk(ctx context.Context, id int, action string) error {
+	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+c.Broker(id).HTTP+"/debug/fs/"+action, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("broker %d: POST /debug/fs/%s: %s (is it running with --debug-fault-fs?)", id, action, resp.Status)
+	}
+	return nil
+}
+
+// DiskStats reads broker id's GET /debug/fs: how many bytes of how many
+// files its partition logs hold unsynced (what a power loss now drops).
+func (c *Cluster) DiskStats(ctx context.Context, id int) (pendingBytes int64, dirtyFiles int, err error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+c.Broker(id).HTTP+"/debug/fs", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("broker %d: GET /debug/fs: %s", id, resp.Status)
+	}
+	var st struct {
+		PendingBytes int64 `json:"pending_bytes"`
+		DirtyFiles   int   `json:"dirty_files"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return 0, 0, err
+	}
+	return st.PendingBytes, st.DirtyFiles, nil
+}
+
 // KillAll SIGKILLs every broker (the harness's emergency exit).
 func (c *Cluster) KillAll() {
 	for _, b := range c.Brokers {

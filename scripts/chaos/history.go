@@ -33,8 +33,13 @@ const (
 	FRevoke    = "revoke"    // a consumer lost Parts (ends their sessions)
 	FRead      = "read"      // final read of one replica (Node) of one partition after healing: Recs
 	FNemesis   = "nemesis"   // a fault started or healed: Value describes it
-	FKill      = "kill"      // SIGKILL of Node; Parts are the data partitions it led
+	FKill      = "kill"      // SIGKILL of Node (Value leader, random, or all: power-loss-all); Parts are the data partitions it led
 	FPause     = "pause"     // SIGSTOP of Node; Parts are the data partitions it led
+	FDisk      = "disk"      // disk fault on Node (Value stall or fail); Parts are the data partitions it led
+
+	FSharePoll  = "share-poll"  // one share-group member's poll: Shares
+	FShareAck   = "share-ack"   // a member's ACCEPT of the Shares of one partition (P) of a poll
+	FShareDrain = "share-drain" // info: the share group's drain after healing ended; Value says how
 )
 
 // Op is one line of the history (JSON lines). T is nanoseconds since the
@@ -51,6 +56,7 @@ type Op struct {
 	Node    int             `json:"node,omitempty"`
 	Parts   []int32         `json:"parts,omitempty"`
 	Recs    []Rec           `json:"recs,omitempty"`
+	Shares  []ShareRec      `json:"shares,omitempty"`
 	Offsets map[int32]int64 `json:"offsets,omitempty"`
 	Error   string          `json:"error,omitempty"`
 }
@@ -60,6 +66,15 @@ type Rec struct {
 	P int32  `json:"p"`
 	O int64  `json:"o"`
 	V string `json:"v"`
+}
+
+// ShareRec is one record delivered to a share group: partition, offset,
+// value and the broker's delivery count (1 the first time).
+type ShareRec struct {
+	P int32  `json:"p"`
+	O int64  `json:"o"`
+	V string `json:"v"`
+	N int32  `json:"n"`
 }
 
 // History appends operations to a JSON-lines file (gzip when its name ends

@@ -1,8 +1,8 @@
 // Command chaos is Sluice's Jepsen-style fault harness. It runs real
 // sluiced processes on loopback with every broker-to-broker link through a
-// fault proxy it controls, drives idempotent acks=all producers and a
-// consumer group against them while a nemesis kills, pauses and
-// partitions brokers, writes every operation to a history (JSON lines),
+// fault proxy it controls, drives idempotent acks=all producers, a
+// consumer group and a share group against them while a nemesis kills,
+// pauses and partitions brokers, writes every operation to a history (JSON lines),
 // and checks the history for Jepsen's anomalies. Any anomaly fails the run
 // (exit 1) and keeps the history, the brokers' data and their logs.
 //
@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -70,6 +71,8 @@ type options struct {
 	deliveryTimeout time.Duration
 	consumers       int
 	commitEvery     time.Duration
+	shareConsumers  int
+	shareLock       time.Duration
 	hb              string
 	dir             string
 	sluiced         string
@@ -88,7 +91,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.brokers, "brokers", 3, "brokers (3 or 5; the first 3 or 5 are controller voters)")
 	fs.IntVar(&o.partitions, "partitions", 6, "partitions of the test topic (replication factor 3)")
 	fs.DurationVar(&o.duration, "duration", 2*time.Minute, "least time faults are injected")
-	fs.IntVar(&o.killCycles, "kill-cycles", 0, "keep injecting until at least this many SIGKILLs were sent")
+	fs.IntVar(&o.killCycles, "kill-cycles", 0, "keep injecting until at least this many kill cycles ran (kill, kill-leader, power-loss: one broker each; power-loss-all: every broker, counted once)")
 	fs.Int64Var(&o.minAcked, "min-acked", 0, "keep injecting until at least this many records were acknowledged")
 	fs.StringVar(&o.faults, "faults", "kill,kill-leader,pause,pause-leader,partition-leader,partition-random,bridge,one-way,delay,reset",
 		"comma-separated fault kinds: "+strings.Join(faultKinds, ","))
@@ -105,6 +108,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.deliveryTimeout, "delivery-timeout", 30*time.Second, "a record not acknowledged within this is given up (unknown)")
 	fs.IntVar(&o.consumers, "consumers", 2, "members of the consumer group")
 	fs.DurationVar(&o.commitEvery, "commit-every", 500*time.Millisecond, "how often consumers commit what they polled")
+	fs.IntVar(&o.shareConsumers, "share-consumers", 2, "members of a share group (KIP-932) that consume the topic too and accept every record; 0 for none")
+	fs.DurationVar(&o.shareLock, "share-lock", 15*time.Second, "the share group's record lock duration (share.record.lock.duration.ms)")
 	fs.StringVar(&o.hb, "raft-heartbeat-timeout", "1s", "the brokers' --raft-heartbeat-timeout")
 	fs.StringVar(&o.dir, "dir", "", "run directory (data, logs, history); default a new directory under $TMPDIR")
 	fs.StringVar(&o.sluiced, "sluiced", "", "sluiced binary; default: go build ./cmd/sluiced into the run directory")
@@ -189,6 +194,10 @@ func printVerdict(s *Summary, code int) {
 	for _, a := range AllAnomalies {
 		names = append(names, fmt.Sprintf("%s %d", a, s.Anomalies[a]))
 	}
+	if sh := s.Share; sh != nil {
+		fmt.Fprintf(os.Stderr, "share group: %d deliveries of %d records, %d redelivered (max delivery count %d); acks %d ok, %d failed, %d unknown; %d accepted with an unknown outcome\n",
+			sh.Deliveries, sh.Records, sh.Redelivered, sh.MaxDeliveryCount, sh.Acks.OK, sh.Acks.Fail, sh.Acks.Unknown, sh.AcceptedUnknown)
+	}
 	fmt.Fprintf(os.Stderr, "anomalies: %s\n", strings.Join(names, ", "))
 	switch code {
 	case 0:
@@ -257,7 +266,12 @@ func runChaos(ctx context.Context, o *options, args []string) (*Summary, int) {
 	}
 	defer closeHistory()
 
-	c, err := NewCluster(bin, dir, o.brokers, o.hb, strings.Fields(o.brokerArgs), logf)
+	extra := strings.Fields(o.brokerArgs)
+	if needsFaultFS(o.faults) && !slices.Contains(extra, "--debug-fault-fs") {
+		extra = append(extra, "--debug-fault-fs")
+		logf("power-loss and disk faults: brokers run with --debug-fault-fs (every SIGKILL drops their unsynced writes)")
+	}
+	c, err := NewCluster(bin, dir, o.brokers, o.hb, extra, logf)
 	if err != nil {
 		return fail(err)
 	}
@@ -275,7 +289,7 @@ func runChaos(ctx context.Context, o *options, args []string) (*Summary, int) {
 		}
 	}
 	rcancel()
-	const topic, group = "chaos", "chaos-group"
+	const topic, group, shareGroup = "chaos", "chaos-group", "chaos-share"
 	if err := createTopic(ctx, c.Seeds(), topic, o.partitions); err != nil {
 		return fail(err)
 	}
@@ -286,6 +300,7 @@ func runChaos(ctx context.Context, o *options, args []string) (*Summary, int) {
 		Producers: o.producers, KeysPerProducer: o.keys, Rate: o.rate, InFlight: o.inflight,
 		ValueSize: o.valueSize, DeliveryTimeout: o.deliveryTimeout,
 		Consumers: o.consumers, CommitEvery: o.commitEvery,
+		ShareConsumers: o.shareConsumers, ShareGroup: shareGroup, ShareLock: o.shareLock,
 	}, h)
 	if o.clientLog {
 		f, err := os.Create(filepath.Join(dir, "clients.log"))
@@ -369,6 +384,14 @@ func runChaos(ctx context.Context, o *options, args []string) (*Summary, int) {
 			break
 		}
 		sleep(ctx, 500*time.Millisecond)
+	}
+	// The share group accepts every acknowledged record too.
+	if w.share != nil {
+		logf("waiting up to %v for the share group to acknowledge every record", o.catchUp)
+		if err := w.share.drain(ctx, o.catchUp, hws); err != nil {
+			sum.Liveness = append(sum.Liveness, err.Error())
+		}
+		logf("share group: %d deliveries, %d accepted", w.share.Delivered.Load(), w.share.Accepted.Load())
 	}
 	w.StopConsuming()
 	// One more read of the committed offsets, after the consumers' last commits.
@@ -491,9 +514,13 @@ func progress(start time.Time, w *Workload, c *Cluster, nem *Nemesis, stop, done
 		if f == "" {
 			f = "none"
 		}
-		fmt.Fprintf(os.Stderr, "[%5.0fs] acked %d (+%d/s) failed %d unknown %d pending %d | polled %d commits %d | brokers %s | kills %d | fault: %s\n",
+		share := ""
+		if w.share != nil {
+			share = fmt.Sprintf(" | share delivered %d accepted %d", w.share.Delivered.Load(), w.share.Accepted.Load())
+		}
+		fmt.Fprintf(os.Stderr, "[%5.0fs] acked %d (+%d/s) failed %d unknown %d pending %d | polled %d commits %d%s | brokers %s | kills %d | fault: %s\n",
 			time.Since(start).Seconds(), acked, acked-lastAcked, w.Failed.Load(), w.Unknown.Load(), w.Pending.Load(),
-			w.Polled.Load(), w.Commits.Load(), strings.Join(states, " "), nem.Kills(), f)
+			w.Polled.Load(), w.Commits.Load(), share, strings.Join(states, " "), nem.Kills(), f)
 		lastAcked = acked
 	}
 }

@@ -23,6 +23,28 @@ var faultKinds = []string{
 	"one-way",          // a random partition's leader can receive but not send to the others
 	"delay",            // add 20-200 ms of latency to every link
 	"reset",            // reset the connections between random pairs of brokers every 300 ms
+	"power-loss",       // SIGKILL a broker (a leader with probability -leader-frac) running on the fault filesystem, losing its unsynced writes (half the time after stalling its fsyncs 0.1-1 s); restart it after the fault time
+	"power-loss-all",   // SIGKILL every broker at the same instant (half the time after stalling their fsyncs 0.1-1 s); restart them all after the fault time
+	"disk-stall",       // stall the fsyncs of a broker (a leader with probability -leader-frac) for the fault time
+	"disk-fail",        // fail the fsyncs of a broker (a leader with probability -leader-frac) with EIO for the fault time; heal: restart it (SIGKILL, start), since its failed logs stay failed (fsyncgate)
+}
+
+// faultFSKinds need the brokers to run with --debug-fault-fs: partition
+// logs keep unsynced data in process memory, so a SIGKILL loses it as a
+// power loss would, and disk faults can be injected over HTTP. Every
+// SIGKILL of such a run (kill and kill-leader too) is then a power loss of
+// that broker's partition logs.
+var faultFSKinds = []string{"power-loss", "power-loss-all", "disk-stall", "disk-fail"}
+
+// needsFaultFS reports whether kinds (comma-separated) include a kind of
+// faultFSKinds.
+func needsFaultFS(kinds string) bool {
+	for _, k := range strings.Split(kinds, ",") {
+		if slices.Contains(faultFSKinds, k) {
+			return true
+		}
+	}
+	return false
 }
 
 // NemesisConfig shapes the fault schedule.
@@ -50,6 +72,10 @@ type Nemesis struct {
 	counts  map[string]int
 	kills   int
 	errs    []string
+
+	// Brokers whose disk is stalled or failing, for Heal. Only the
+	// nemesis's goroutine (Run, then Heal) uses them.
+	diskStalled, diskFailed []int
 }
 
 // NewNemesis returns a nemesis whose choices come from seed.
@@ -75,7 +101,9 @@ func (n *Nemesis) Counts() map[string]int {
 	return m
 }
 
-// Kills counts SIGKILLs sent.
+// Kills counts kill cycles: one per kill, kill-leader and power-loss, and
+// one per power-loss-all (which kills every broker). The restart that
+// heals disk-fail is not counted.
 func (n *Nemesis) Kills() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -193,7 +221,7 @@ func (n *Nemesis) Run(ctx context.Context, stop func() bool) {
 func (n *Nemesis) inject(ctx context.Context, kind string) {
 	d := n.between(n.cfg.FaultMin, n.cfg.FaultMax)
 	switch kind {
-	case "kill", "kill-leader":
+	case "kill", "kill-leader", "power-loss":
 		node, led, isLeader := n.target(ctx, kind == "kill-leader" || n.rng.Float64() < n.cfg.LeaderFrac)
 		if node == 0 {
 			return
@@ -203,12 +231,52 @@ func (n *Nemesis) inject(ctx context.Context, kind string) {
 			target = "leader"
 		}
 		n.set(fmt.Sprintf("%s broker %d (pid %d, %s, leads %v) for %v", kind, node, n.c.Broker(node).PID(), target, led, d.Round(time.Millisecond)))
+		if kind == "power-loss" {
+			n.stallFirst(ctx, []int{node})
+			n.logUnsynced(ctx, []int{node})
+		}
 		t := n.h.Now()
 		n.c.Kill(node)
 		n.h.Add(Op{T: t, Process: "nemesis", Type: Info, F: FKill, Node: node, Parts: led, Value: target})
 		n.mu.Lock()
 		n.kills++
 		n.mu.Unlock()
+		sleep(ctx, d)
+	case "power-loss-all":
+		n.set(fmt.Sprintf("power-loss-all: every broker, down for %v", d.Round(time.Millisecond)))
+		n.stallFirst(ctx, n.c.Up())
+		n.logUnsynced(ctx, n.c.Up())
+		t := n.h.Now()
+		// No Parts: a cluster restarting from cold is no election to time.
+		for _, id := range n.c.KillTogether() {
+			n.h.Add(Op{T: t, Process: "nemesis", Type: Info, F: FKill, Node: id, Value: "all"})
+		}
+		n.mu.Lock()
+		n.kills++
+		n.mu.Unlock()
+		sleep(ctx, d)
+	case "disk-stall", "disk-fail":
+		node, led, isLeader := n.target(ctx, n.rng.Float64() < n.cfg.LeaderFrac)
+		if node == 0 {
+			return
+		}
+		target := "random"
+		if isLeader {
+			target = "leader"
+		}
+		action := strings.TrimPrefix(kind, "disk-")
+		n.set(fmt.Sprintf("%s broker %d (%s, leads %v) for %v", kind, node, target, led, d.Round(time.Millisecond)))
+		t := n.h.Now()
+		if err := n.c.Disk(ctx, node, action); err != nil {
+			n.fail("%s: %v", kind, err)
+			return
+		}
+		n.h.Add(Op{T: t, Process: "nemesis", Type: Info, F: FDisk, Node: node, Parts: led, Value: action})
+		if kind == "disk-stall" {
+			n.diskStalled = append(n.diskStalled, node)
+		} else {
+			n.diskFailed = append(n.diskFailed, node)
+		}
 		sleep(ctx, d)
 	case "pause", "pause-leader":
 		node, led, isLeader := n.target(ctx, kind == "pause-leader" || n.rng.Float64() < n.cfg.LeaderFrac)
@@ -286,6 +354,42 @@ func (n *Nemesis) inject(ctx context.Context, kind string) {
 	}
 }
 
+// stallFirst, for half of the power losses, stalls the fsyncs of ids for
+// 100 ms to 1 s before the power goes, so that it finds frames written but
+// not synced (the log fsyncs every group commit: without a slow disk there
+// is rarely anything unsynced at the instant of a SIGKILL). The restarted
+// brokers' disks are healthy.
+func (n *Nemesis) stallFirst(ctx context.Context, ids []int) {
+	if n.rng.IntN(2) == 0 {
+		return
+	}
+	d := n.between(100*time.Millisecond, time.Second)
+	n.logf("stalling the fsyncs of brokers %v for %v before the power loss", ids, d.Round(time.Millisecond))
+	n.h.Add(Op{Process: "nemesis", Type: Info, F: FNemesis, Value: fmt.Sprintf("fsyncs of %v stalled %v before the power loss", ids, d.Round(time.Millisecond))})
+	for _, id := range ids {
+		if err := n.c.Disk(ctx, id, "stall"); err != nil {
+			n.fail("stall before power-loss: %v", err)
+		}
+	}
+	sleep(ctx, d)
+}
+
+// logUnsynced logs what the brokers' partition logs hold unsynced just
+// before a power loss (a moment before: the log syncs every group commit,
+// so without a stall this is usually nothing).
+func (n *Nemesis) logUnsynced(ctx context.Context, ids []int) {
+	var parts []string
+	for _, id := range ids {
+		b, f, err := n.c.DiskStats(ctx, id)
+		if err != nil {
+			parts = append(parts, fmt.Sprintf("broker %d: %v", id, err))
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("broker %d: %d bytes in %d files", id, b, f))
+	}
+	n.logf("unsynced just before the power loss: %s", strings.Join(parts, "; "))
+}
+
 func (n *Nemesis) ids() []int {
 	var ids []int
 	for _, b := range n.c.Brokers {
@@ -300,10 +404,27 @@ func sorted(xs []int) []int {
 	return ys
 }
 
-// Heal removes every network fault, resumes paused brokers, restarts dead
-// ones and waits until all are ready and every partition has a leader.
+// Heal removes every network fault, resumes paused brokers and stalled
+// disks, restarts dead brokers and those whose disk failed, and waits until
+// all are ready and every partition has a leader.
 func (n *Nemesis) Heal(ctx context.Context) {
 	n.c.Net.Heal()
+	for _, id := range n.diskStalled {
+		if err := n.c.Disk(ctx, id, "resume"); err != nil && n.c.Broker(id).Running() {
+			n.fail("resume the disk of broker %d: %v", id, err)
+		}
+	}
+	n.diskStalled = nil
+	for _, id := range n.diskFailed {
+		// A log whose fsync failed stays failed closed (fsyncgate): the
+		// disk healing does not reopen it, a restart does, from what is on
+		// disk. SIGKILL, as an operator replacing a failed disk's broker
+		// would not wait for a clean shutdown.
+		n.logf("disk-fail: restarting broker %d (SIGKILL, then start)", id)
+		n.h.Add(Op{Process: "nemesis", Type: Info, F: FNemesis, Value: fmt.Sprintf("restart broker %d after disk-fail", id)})
+		n.c.Kill(id)
+	}
+	n.diskFailed = nil
 	for _, b := range n.c.Brokers {
 		n.c.Resume(b.ID)
 		if !b.Running() {

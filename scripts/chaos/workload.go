@@ -32,6 +32,9 @@ type WorkloadConfig struct {
 	DeliveryTimeout time.Duration
 	Consumers       int
 	CommitEvery     time.Duration
+	ShareConsumers  int           // members of the share group; 0 for none
+	ShareGroup      string        // the share group's name
+	ShareLock       time.Duration // the share group's record lock duration
 }
 
 // Workload runs idempotent acks=all producers, a consumer group that polls
@@ -52,11 +55,17 @@ type Workload struct {
 
 	mu        sync.Mutex
 	committed map[int32]int64 // latest committed offsets the observer read
+
+	share *shareWorkload // nil without share consumers
 }
 
 // NewWorkload prepares a workload; Start runs it.
 func NewWorkload(cfg WorkloadConfig, h *History) *Workload {
-	return &Workload{cfg: cfg, h: h, stopProduce: make(chan struct{}), stopConsume: make(chan struct{}), committed: map[int32]int64{}}
+	w := &Workload{cfg: cfg, h: h, stopProduce: make(chan struct{}), stopConsume: make(chan struct{}), committed: map[int32]int64{}}
+	if cfg.ShareConsumers > 0 {
+		w.share = newShareWorkload(w)
+	}
+	return w
 }
 
 // clientOpts are what every client of the workload shares: short backoff
@@ -77,8 +86,14 @@ func (w *Workload) clientOpts(name string) []kgo.Opt {
 	return opts
 }
 
-// Start launches producers, consumers and the observer.
+// Start launches producers, consumers, the share group's members and the
+// observer.
 func (w *Workload) Start(ctx context.Context) error {
+	if w.share != nil {
+		if err := w.share.start(ctx); err != nil {
+			return err
+		}
+	}
 	for i := range w.cfg.Producers {
 		cl, err := kgo.NewClient(append(w.clientOpts(fmt.Sprintf("producer-%d", i)),
 			kgo.DefaultProduceTopic(w.cfg.Topic),
