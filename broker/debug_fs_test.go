@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicemq/sluice/broker/config"
@@ -79,6 +80,13 @@ func TestDebugFSStallAndFail(t *testing.T) {
 	if err := produce(3 * time.Second); err == nil {
 		t.Fatal("produce succeeded on a failing disk")
 	}
+	// The failed log takes its replica out of service: closed, not
+	// reopened by this process.
+	waitUntil(t, "the replica closed after the failed fsync", func() bool {
+		b.reg.mu.Lock()
+		defer b.reg.mu.Unlock()
+		return len(b.reg.ioFailed) == 1 && len(b.reg.replicas) == 0
+	})
 	if code, raw := call(t, b, "POST", "/debug/fs/heal", nil, &st); code != http.StatusOK || st.FailSyncs || st.FailedSyncs == 0 {
 		t.Fatalf("heal: %d %s", code, raw)
 	}
@@ -105,4 +113,75 @@ func TestDebugFSStallAndFail(t *testing.T) {
 	if len(offsets) != 3 || offsets[0] != 0 || offsets[1] != 1 || offsets[2] != 2 {
 		t.Fatalf("after the restart the log holds offsets %v, want the 2 acknowledged and the new one", offsets)
 	}
+}
+
+// TestFailedDiskTakesReplicaOutOfRaft: a leader whose fsync fails closes
+// its replica, so it stops campaigning; the other two elect a leader and
+// take writes; the failed broker does not reopen it after its disk heals,
+// only after a restart, and then catches up.
+func TestFailedDiskTakesReplicaOutOfRaft(t *testing.T) {
+	bs := startCluster(t, 3, 3, func(c *config.Config) { c.DebugFaultFS = true; c.AutoLeaderRebalance = false })
+	var seeds []string
+	for _, b := range bs {
+		seeds = append(seeds, b.KafkaAddr())
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("disk"), kgo.RecordRetries(1<<30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if r, err := kadm.NewClient(cl).CreateTopic(ctx(t), 1, 3, nil, "disk"); err != nil || r.Err != nil {
+		t.Fatalf("create: %v %v", err, r.Err)
+	}
+	n := 0
+	produce := func(k int) {
+		t.Helper()
+		for range k {
+			if err := cl.ProduceSync(ctx(t), &kgo.Record{Value: []byte{byte(n)}}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+	}
+	leader := func() *Broker {
+		var ld *Broker
+		waitUntil(t, "a leader of disk/0", func() bool {
+			for _, b := range bs {
+				if rep := localPart(b, "disk"); rep != nil && rep.Ready() {
+					ld = b
+					return true
+				}
+			}
+			return false
+		})
+		return ld
+	}
+	produce(20)
+	victim := leader()
+	if code, raw := call(t, victim, "POST", "/debug/fs/fail", nil, nil); code != http.StatusOK {
+		t.Fatalf("fail: %d %s", code, raw)
+	}
+	produce(20) // retried until a healthy leader takes them
+	if ld := leader(); ld == victim {
+		t.Fatal("the broker with the failed disk leads")
+	}
+	waitUntil(t, "the failed replica closed", func() bool {
+		victim.reg.mu.Lock()
+		defer victim.reg.mu.Unlock()
+		return len(victim.reg.ioFailed) == 1
+	})
+	if code, raw := call(t, victim, "POST", "/debug/fs/heal", nil, nil); code != http.StatusOK {
+		t.Fatalf("heal: %d %s", code, raw)
+	}
+	produce(10)
+	if localPart(victim, "disk") != nil {
+		t.Fatal("the failed replica was reopened without a restart")
+	}
+	id, cfg := victim.cfg.NodeID, victim.cfg
+	victim.Shutdown(context.Background())
+	back := runBroker(t, cfg)
+	bs[id] = back
+	var rep replica
+	waitUntil(t, "the replica reopened by the restart", func() bool { rep = localPart(back, "disk"); return rep != nil })
+	waitUntil(t, "the reopened replica caught up", func() bool { return rep.Partition().HighWatermark() == int64(n) })
 }

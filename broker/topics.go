@@ -113,6 +113,7 @@ type registry struct {
 	replicas map[partKey]replica
 	configs  map[partKey]partition.Config
 	failed   map[partKey]bool // assigned here, but the replica did not open (e.g. log.ErrCorrupt)
+	ioFailed map[partKey]bool // closed after its log failed on an I/O error: not reopened by this process
 	kick     chan struct{}    // asks reconcileLoop for another pass
 
 	idMu      sync.Mutex
@@ -162,7 +163,7 @@ func writeIdentity(dir string, id identity) error {
 func newRegistry(b *Broker, ident identity, defaults map[string]string) *registry {
 	r := &registry{
 		b: b, dir: b.cfg.DataDir, defaults: defaults, lg: b.lg.With().Str("component", "registry").Logger(),
-		replicas: map[partKey]replica{}, configs: map[partKey]partition.Config{}, failed: map[partKey]bool{}, kick: make(chan struct{}, 1), ident: ident,
+		replicas: map[partKey]replica{}, configs: map[partKey]partition.Config{}, failed: map[partKey]bool{}, ioFailed: map[partKey]bool{}, kick: make(chan struct{}, 1), ident: ident,
 	}
 	r.cur.Store(&view{state: &controller.State{}, topics: map[string]*topic{}, ids: map[[16]byte]*topic{}})
 	return r
@@ -257,6 +258,9 @@ func (r *registry) reconcile(st *controller.State) bool {
 				}
 				continue
 			}
+			if r.ioFailed[k] {
+				continue // see watchDamage: only a restart or a move off and back
+			}
 			rep, err := r.openReplica(st, t, int32(i), a, cfg)
 			if err != nil {
 				r.lg.Error().Err(err).Str("topic", t.Name).Int("partition", i).Msg("open replica")
@@ -290,6 +294,12 @@ func (r *registry) reconcile(st *controller.State) bool {
 	// A replica that never opened (a damaged log refuses to) is removed
 	// too once it is moved off: moving it back then starts it empty, to
 	// be repaired from its peers, instead of reopening the damage.
+	for k := range r.ioFailed {
+		if !want[k] {
+			delete(r.ioFailed, k)
+			r.failed[k] = true // removed below like any replica that never opened
+		}
+	}
 	for k := range r.failed {
 		if want[k] {
 			continue
@@ -305,17 +315,27 @@ func (r *registry) reconcile(st *controller.State) bool {
 	return ok
 }
 
-// watchDamage takes rep out of service when its log finds stored data
-// corrupt while running: the replica closes (so it neither votes nor
-// leads nor serves) and counts as failed to open, exactly as if the
-// damage had been found at start. Reconcile then retries the open, which
-// the damaged log refuses, until an operator moves the replica off this
-// broker and back to rebuild it from its peers.
+// watchDamage takes rep out of service when its log turns out to be
+// untrustworthy while running, so it neither votes nor leads nor serves:
+//   - stored data found corrupt by a read: the replica counts as failed
+//     to open, exactly as if the damage had been found at start, and
+//     reconcile retries the open, which the damaged log refuses, until an
+//     operator moves the replica off this broker and back to rebuild it
+//     from its peers;
+//   - a write or fsync error (the log failed closed): the page cache may
+//     still show what the disk lost, so the replica is not reopened by
+//     this process at all; a restart of the broker reopens it (recovery
+//     then reads what the disk really holds), or a move off and back
+//     rebuilds it. Left running, its raft instance kept campaigning and
+//     winning elections it could not serve.
 func (r *registry) watchDamage(k partKey, name string, rep replica) {
 	defer r.b.bgWG.Done()
 	l := rep.Partition().Log()
+	ioFailed := false
 	select {
 	case <-l.Damaged():
+	case <-l.Failed():
+		ioFailed = true
 	case <-l.Stopped():
 		return
 	case <-r.b.closing:
@@ -328,14 +348,20 @@ func (r *registry) watchDamage(k partKey, name string, rep replica) {
 	if r.replicas[k] != rep {
 		return
 	}
-	r.lg.Error().Str("topic", name).Int32("partition", k.p).
-		Msg("replica's stored data is corrupt: replica closed until repaired (move it off this broker and back)")
+	if ioFailed {
+		r.lg.Error().Str("topic", name).Int32("partition", k.p).
+			Msg("replica's log failed on an I/O error: replica closed until this broker restarts (or the replica is moved off and back)")
+		r.ioFailed[k] = true
+	} else {
+		r.lg.Error().Str("topic", name).Int32("partition", k.p).
+			Msg("replica's stored data is corrupt: replica closed until repaired (move it off this broker and back)")
+		r.failed[k] = true
+	}
 	delete(r.replicas, k)
 	delete(r.configs, k)
-	r.failed[k] = true
 	r.publish(r.cur.Load().state)
 	if err := rep.Close(); err != nil {
-		r.lg.Warn().Err(err).Str("topic", name).Int32("partition", k.p).Msg("close damaged replica")
+		r.lg.Warn().Err(err).Str("topic", name).Int32("partition", k.p).Msg("close untrustworthy replica")
 	}
 	r.b.mux.RemoveGroup(groupID(k.id, k.p))
 	r.kickReconcile()

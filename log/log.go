@@ -114,10 +114,19 @@ type Log struct {
 	cmu     sync.Mutex
 	cleaned int64
 
-	// damaged is closed the first time a read finds stored data corrupt.
+	// damaged is closed the first time a read finds stored data corrupt;
+	// failedCh when an I/O error fails the log closed.
 	damaged     chan struct{}
 	damagedOnce sync.Once
+	failedCh    chan struct{}
 }
+
+// Failed is closed when a write or fsync error has failed the log closed
+// for good (fsyncgate: the file's state is unknown). Unlike Close, this
+// comes from the log itself, and its owner should stop using it: after a
+// failed fsync the page cache may still show data the disk lost, so even
+// reopening it in the same process is unsafe.
+func (l *Log) Failed() <-chan struct{} { return l.failedCh }
 
 // Damaged is closed the first time Read or Entry finds stored data
 // corrupt (ErrCorrupt) while the log is open. Data the log stored and
@@ -153,14 +162,15 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{
-		dir:     dir,
-		opts:    o,
-		fs:      o.FS,
-		log:     o.Logger.With().Str("component", "log").Str("dir", dir).Logger(),
-		reqs:    make(chan *request, queueDepth),
-		done:    make(chan struct{}),
-		cleaned: -1,
-		damaged: make(chan struct{}),
+		dir:      dir,
+		opts:     o,
+		fs:       o.FS,
+		log:      o.Logger.With().Str("component", "log").Str("dir", dir).Logger(),
+		reqs:     make(chan *request, queueDepth),
+		done:     make(chan struct{}),
+		cleaned:  -1,
+		damaged:  make(chan struct{}),
+		failedCh: make(chan struct{}),
 	}
 	l.segmentBytes.Store(o.SegmentBytes)
 	l.segmentAge.Store(int64(o.SegmentAge))
@@ -710,6 +720,7 @@ func (l *Log) fail(err error) error {
 	if l.err == nil {
 		l.err = fmt.Errorf("%w: %w", ErrClosed, err)
 		l.log.Error().Err(err).Msg("log failed closed")
+		close(l.failedCh)
 	}
 	return l.err
 }
