@@ -31,46 +31,10 @@ import (
 // broker can lead again. Four rounds: a bit flip and a truncation, each
 // on a follower and on the leader.
 func TestDamagedReplicaRefusesToServeAndIsRepaired(t *testing.T) {
-	bs := startCluster(t, 3, 3, func(c *config.Config) { c.AutoLeaderRebalance = false })
-	var seeds []string
-	for _, b := range bs {
-		seeds = append(seeds, b.KafkaAddr())
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("dmg"), kgo.RecordRetries(1<<30))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	seg := "2048"
-	if r, err := kadm.NewClient(cl).CreateTopic(ctx(t), 1, 3, map[string]*string{"segment.bytes": &seg}, "dmg"); err != nil || r.Err != nil {
-		t.Fatalf("create: %v %v", err, r.Err)
-	}
-	var acked []string
-	produceN := func(n int) {
-		t.Helper()
-		for range n {
-			v := fmt.Sprintf("dmg-%04d-%s", len(acked), strings.Repeat("x", 100))
-			if err := cl.ProduceSync(ctx(t), &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-			acked = append(acked, v)
-		}
-	}
-	leaderOf := func() *Broker {
-		var ld *Broker
-		waitUntil(t, "a leader of dmg/0", func() bool {
-			for _, b := range bs {
-				if rep := localPart(b, "dmg"); rep != nil && rep.IsLeader() && rep.Ready() {
-					ld = b
-					return true
-				}
-			}
-			return false
-		})
-		return ld
-	}
-	leaderOf()
-	produceN(100)
+	d := newDmgCluster(t)
+	bs := d.bs
+	d.leader()
+	d.produce(100)
 
 	for _, round := range []struct {
 		name     string
@@ -83,7 +47,7 @@ func TestDamagedReplicaRefusesToServeAndIsRepaired(t *testing.T) {
 		{"bit flip on the leader", true, false},
 	} {
 		t.Logf("round: %s", round.name)
-		ld := leaderOf()
+		ld := d.leader()
 		victim := ld
 		if !round.leader {
 			for _, b := range bs {
@@ -127,11 +91,11 @@ func TestDamagedReplicaRefusesToServeAndIsRepaired(t *testing.T) {
 		}
 		// The healthy two lead and take writes; the damaged one never
 		// appears as leader.
-		if ld := leaderOf(); ld.cfg.NodeID == id {
+		if ld := d.leader(); ld.cfg.NodeID == id {
 			t.Fatal("the damaged broker leads")
 		}
-		produceN(50)
-		checkServed(t, bs, acked)
+		d.produce(50)
+		checkServed(t, bs, d.acked)
 
 		// Repair: move off the damaged broker, then back.
 		var rest []int32
@@ -144,13 +108,13 @@ func TestDamagedReplicaRefusesToServeAndIsRepaired(t *testing.T) {
 			_, err := os.Stat(dir)
 			return os.IsNotExist(err)
 		})
-		produceN(20)
+		d.produce(20)
 		movePartition(t, back, "dmg", append(rest, id))
 		var rep replica
 		waitUntil(t, "the repaired replica open", func() bool { rep = localPart(back, "dmg"); return rep != nil })
-		ldp := localPart(leaderOf(), "dmg").Partition()
+		ldp := localPart(d.leader(), "dmg").Partition()
 		waitUntil(t, "the repaired replica caught up", func() bool {
-			return rep.Partition().HighWatermark() == ldp.HighWatermark() && ldp.HighWatermark() == int64(len(acked))
+			return rep.Partition().HighWatermark() == ldp.HighWatermark() && ldp.HighWatermark() == int64(len(d.acked))
 		})
 		want := fetchAll(t, ldp)
 		for bid, b := range bs {
@@ -163,8 +127,8 @@ func TestDamagedReplicaRefusesToServeAndIsRepaired(t *testing.T) {
 			t.Fatalf("transfer to the repaired broker: %d %s", code, raw)
 		}
 		waitUntil(t, "the repaired broker leads", func() bool { return rep.IsLeader() && rep.Ready() })
-		produceN(20)
-		checkServed(t, bs, acked)
+		d.produce(20)
+		checkServed(t, bs, d.acked)
 	}
 }
 
@@ -228,46 +192,10 @@ func checkServed(t *testing.T, bs map[int32]*Broker, acked []string) {
 // elect a leader and take writes; nothing corrupt is served; the usual
 // repair (move off and back) rebuilds it.
 func TestDamageFoundWhileRunningClosesTheReplica(t *testing.T) {
-	bs := startCluster(t, 3, 3, func(c *config.Config) { c.AutoLeaderRebalance = false })
-	var seeds []string
-	for _, b := range bs {
-		seeds = append(seeds, b.KafkaAddr())
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("dmg"), kgo.RecordRetries(1<<30))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	seg := "2048"
-	if r, err := kadm.NewClient(cl).CreateTopic(ctx(t), 1, 3, map[string]*string{"segment.bytes": &seg}, "dmg"); err != nil || r.Err != nil {
-		t.Fatalf("create: %v %v", err, r.Err)
-	}
-	var acked []string
-	produceN := func(n int) {
-		t.Helper()
-		for range n {
-			v := fmt.Sprintf("dmg-%04d-%s", len(acked), strings.Repeat("x", 100))
-			if err := cl.ProduceSync(ctx(t), &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-			acked = append(acked, v)
-		}
-	}
-	leader := func() *Broker {
-		var ld *Broker
-		waitUntil(t, "a leader of dmg/0", func() bool {
-			for _, b := range bs {
-				if rep := localPart(b, "dmg"); rep != nil && rep.IsLeader() && rep.Ready() {
-					ld = b
-					return true
-				}
-			}
-			return false
-		})
-		return ld
-	}
-	produceN(100)
-	victim := leader()
+	d := newDmgCluster(t)
+	bs := d.bs
+	d.produce(100)
+	victim := d.leader()
 	id := victim.cfg.NodeID
 	tid := controller.TopicID(victim.reg.get("dmg").id)
 	dir := victim.reg.partDir(tid, 0)
@@ -308,11 +236,11 @@ func TestDamageFoundWhileRunningClosesTheReplica(t *testing.T) {
 	if rep.IsLeader() {
 		t.Fatal("the damaged replica still leads")
 	}
-	if ld := leader(); ld.cfg.NodeID == id {
+	if ld := d.leader(); ld.cfg.NodeID == id {
 		t.Fatal("the damaged broker leads")
 	}
-	produceN(50)
-	checkServed(t, bs, acked)
+	d.produce(50)
+	checkServed(t, bs, d.acked)
 	// Reconcile retries the open every second meanwhile, and the damaged
 	// log keeps refusing it.
 	if localPart(victim, "dmg") != nil {
@@ -334,11 +262,66 @@ func TestDamageFoundWhileRunningClosesTheReplica(t *testing.T) {
 	movePartition(t, victim, "dmg", append(rest, id))
 	var fresh replica
 	waitUntil(t, "the repaired replica open", func() bool { fresh = localPart(victim, "dmg"); return fresh != nil })
-	ldp := localPart(leader(), "dmg").Partition()
+	ldp := localPart(d.leader(), "dmg").Partition()
 	waitUntil(t, "the repaired replica caught up", func() bool {
-		return fresh.Partition().HighWatermark() == ldp.HighWatermark() && ldp.HighWatermark() == int64(len(acked))
+		return fresh.Partition().HighWatermark() == ldp.HighWatermark() && ldp.HighWatermark() == int64(len(d.acked))
 	})
 	if got, want := fetchAll(t, fresh.Partition()), fetchAll(t, ldp); !bytes.Equal(got, want) {
 		t.Fatalf("the repaired replica holds other batches than the leader (%d vs %d bytes)", len(got), len(want))
 	}
+}
+
+// dmgCluster is three brokers with a topic "dmg" of one RF 3 partition in
+// 2 KiB segments, so a hundred records fill sealed segments to damage.
+type dmgCluster struct {
+	t     *testing.T
+	bs    map[int32]*Broker
+	cl    *kgo.Client
+	acked []string
+}
+
+func newDmgCluster(t *testing.T) *dmgCluster {
+	bs := startCluster(t, 3, 3, func(c *config.Config) { c.AutoLeaderRebalance = false })
+	var seeds []string
+	for _, b := range bs {
+		seeds = append(seeds, b.KafkaAddr())
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("dmg"), kgo.RecordRetries(1<<30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	seg := "2048"
+	if r, err := kadm.NewClient(cl).CreateTopic(ctx(t), 1, 3, map[string]*string{"segment.bytes": &seg}, "dmg"); err != nil || r.Err != nil {
+		t.Fatalf("create: %v %v", err, r.Err)
+	}
+	return &dmgCluster{t: t, bs: bs, cl: cl}
+}
+
+// produce writes n numbered records and remembers them as acknowledged.
+func (d *dmgCluster) produce(n int) {
+	d.t.Helper()
+	for range n {
+		v := fmt.Sprintf("dmg-%04d-%s", len(d.acked), strings.Repeat("x", 100))
+		if err := d.cl.ProduceSync(ctx(d.t), &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+			d.t.Fatal(err)
+		}
+		d.acked = append(d.acked, v)
+	}
+}
+
+// leader waits for a ready leader of dmg/0 and returns its broker.
+func (d *dmgCluster) leader() *Broker {
+	d.t.Helper()
+	var ld *Broker
+	waitUntil(d.t, "a leader of dmg/0", func() bool {
+		for _, b := range d.bs {
+			if rep := localPart(b, "dmg"); rep != nil && rep.IsLeader() && rep.Ready() {
+				ld = b
+				return true
+			}
+		}
+		return false
+	})
+	return ld
 }
