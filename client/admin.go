@@ -342,6 +342,12 @@ func groupErr(op, group string, err error) error {
 	return e
 }
 
+// notEmptyErr is the broker's refusal of op on a group with members
+// (ErrGroupNotEmpty), explained by message.
+func notEmptyErr(op, message string) error {
+	return &Error{Op: op, Partition: -1, Code: kerr.NonEmptyGroup.Code, Message: message, Err: kerr.NonEmptyGroup}
+}
+
 // PartitionLag is a group's position on one partition.
 type PartitionLag struct {
 	Topic     string
@@ -442,8 +448,7 @@ func (a *Admin) ResetOffsets(ctx context.Context, group, topic string, to Offset
 	if err != nil {
 		if errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) || errors.Is(err, kerr.RebalanceInProgress) {
 			// How the broker refuses an admin commit to a live group.
-			return nil, &Error{Op: "reset offsets", Partition: -1, Code: kerr.NonEmptyGroup.Code,
-				Message: fmt.Sprintf("group %q has members; stop its consumers first", group), Err: kerr.NonEmptyGroup}
+			return nil, notEmptyErr("reset offsets", fmt.Sprintf("group %q has members; stop its consumers first", group))
 		}
 		return nil, groupErr("reset offsets", group, err)
 	}
@@ -454,6 +459,27 @@ func (a *Admin) ResetOffsets(ctx context.Context, group, topic string, to Offset
 // offsets a reset would move group to now. It works while the group has
 // members; the reset itself would still be refused then.
 func (a *Admin) PlanResetOffsets(ctx context.Context, group, topic string, to Offset, partitions ...int32) ([]OffsetReset, error) {
+	return a.planReset(ctx, "reset offsets", topic, to, partitions, func(partitions []int32) (map[int32]int64, error) {
+		committed, err := a.k.FetchOffsetsForTopics(ctx, group, topic)
+		if err != nil {
+			return nil, groupErr("reset offsets", group, err)
+		}
+		old := map[int32]int64{}
+		for _, p := range partitions {
+			if o, ok := committed.Lookup(topic, p); ok && o.Err == nil && o.At >= 0 {
+				old[p] = o.At
+			}
+		}
+		return old, nil
+	})
+}
+
+// planReset is the plan of a reset (op names it in errors): to resolved
+// on the listed partitions of topic, or all, in order, each with its old
+// offset from old (-1 where old has none). old is asked for those
+// partitions once to is resolved.
+func (a *Admin) planReset(ctx context.Context, op, topic string, to Offset, partitions []int32,
+	old func(partitions []int32) (map[int32]int64, error)) ([]OffsetReset, error) {
 	targets, err := a.offsetsAt(ctx, topic, to)
 	if err != nil {
 		return nil, err
@@ -465,19 +491,19 @@ func (a *Admin) PlanResetOffsets(ctx context.Context, group, topic string, to Of
 		}
 	}
 	slices.Sort(partitions)
-	old, err := a.k.FetchOffsetsForTopics(ctx, group, topic)
+	olds, err := old(partitions)
 	if err != nil {
-		return nil, groupErr("reset offsets", group, err)
+		return nil, err
 	}
 	var out []OffsetReset
 	for _, p := range partitions {
 		at, ok := targets[p]
 		if !ok {
-			return nil, wrap("reset offsets", topic, p, kerr.UnknownTopicOrPartition)
+			return nil, wrap(op, topic, p, kerr.UnknownTopicOrPartition)
 		}
 		r := OffsetReset{Partition: p, Old: -1, New: at}
-		if o, ok := old.Lookup(topic, p); ok && o.Err == nil && o.At >= 0 {
-			r.Old = o.At
+		if o, ok := olds[p]; ok {
+			r.Old = o
 		}
 		out = append(out, r)
 	}

@@ -241,8 +241,7 @@ func (a *Admin) ResetShareGroupOffsets(ctx context.Context, group, topic string,
 	}
 	res, err := a.k.AlterShareGroupOffsets(ctx, group, set)
 	if errors.Is(err, kerr.NonEmptyGroup) {
-		return nil, &Error{Op: "reset share group offsets", Partition: -1, Code: kerr.NonEmptyGroup.Code,
-			Message: fmt.Sprintf("share group %q has members; stop its workers first", group), Err: kerr.NonEmptyGroup}
+		return nil, notEmptyErr("reset share group offsets", fmt.Sprintf("share group %q has members; stop its workers first", group))
 	}
 	if err != nil {
 		return nil, groupErr("reset share group offsets", group, err)
@@ -259,34 +258,9 @@ func (a *Admin) ResetShareGroupOffsets(ctx context.Context, group, topic string,
 // (a dry run): the start offsets a reset would set now. It works while
 // the group has members; the reset itself would be refused then.
 func (a *Admin) PlanResetShareGroupOffsets(ctx context.Context, group, topic string, to Offset, partitions ...int32) ([]OffsetReset, error) {
-	targets, err := a.offsetsAt(ctx, topic, to)
-	if err != nil {
-		return nil, err
-	}
-	partitions = slices.Clone(partitions)
-	if len(partitions) == 0 {
-		for p := range targets {
-			partitions = append(partitions, p)
-		}
-	}
-	slices.Sort(partitions)
-	old, err := a.shareStarts(ctx, group, topic, partitions)
-	if err != nil {
-		return nil, err
-	}
-	var out []OffsetReset
-	for _, p := range partitions {
-		at, ok := targets[p]
-		if !ok {
-			return nil, wrap("reset share group offsets", topic, p, kerr.UnknownTopicOrPartition)
-		}
-		r := OffsetReset{Partition: p, Old: -1, New: at}
-		if o, ok := old[p]; ok {
-			r.Old = o
-		}
-		out = append(out, r)
-	}
-	return out, nil
+	return a.planReset(ctx, "reset share group offsets", topic, to, partitions, func(partitions []int32) (map[int32]int64, error) {
+		return a.shareStarts(ctx, group, topic, partitions)
+	})
 }
 
 // shareStarts returns group's start offsets on those partitions of topic
@@ -338,8 +312,7 @@ func (a *Admin) DeleteShareGroupOffsets(ctx context.Context, group string, topic
 	}
 	res, err := a.k.DeleteShareGroupOffsets(ctx, group, topics...)
 	if errors.Is(err, kerr.NonEmptyGroup) {
-		return &Error{Op: "delete share group offsets", Partition: -1, Code: kerr.NonEmptyGroup.Code,
-			Message: fmt.Sprintf("share group %q has members; stop its workers first", group), Err: kerr.NonEmptyGroup}
+		return notEmptyErr("delete share group offsets", fmt.Sprintf("share group %q has members; stop its workers first", group))
 	}
 	if err != nil {
 		return groupErr("delete share group offsets", group, err)

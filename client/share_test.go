@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -17,37 +18,16 @@ func runWorker(t *testing.T, c *client.Client, group, topic string) (got func() 
 	t.Helper()
 	var mu sync.Mutex
 	seen := map[int64]int32{}
-	w, err := client.NewWorker(c, group, topic, func(_ context.Context, r *client.Record) error {
+	_, stop = startWorker(t, c, group, topic, func(_ context.Context, r *client.Record) error {
 		mu.Lock()
 		defer mu.Unlock()
 		seen[r.Offset] = r.DeliveryCount()
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- w.Run(context.Background()) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			if err := w.Stop(testCtx(t)); err != nil {
-				t.Errorf("stop: %v", err)
-			}
-			if err := <-done; err != nil {
-				t.Errorf("run: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
 	got = func() map[int64]int32 {
 		mu.Lock()
 		defer mu.Unlock()
-		out := make(map[int64]int32, len(seen))
-		for k, v := range seen {
-			out[k] = v
-		}
-		return out
+		return maps.Clone(seen)
 	}
 	return got, stop
 }

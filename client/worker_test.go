@@ -15,8 +15,9 @@ import (
 	"github.com/sluicemq/sluice/client"
 )
 
-// startWorker runs a worker in the background until the test ends.
-func startWorker(t *testing.T, c *client.Client, group, topic string, h client.WorkerHandler, opts ...client.WorkerOption) *client.Worker {
+// startWorker runs a worker in the background until stop is called or
+// the test ends.
+func startWorker(t *testing.T, c *client.Client, group, topic string, h client.WorkerHandler, opts ...client.WorkerOption) (w *client.Worker, stop func()) {
 	t.Helper()
 	w, err := client.NewWorker(c, group, topic, h, opts...)
 	if err != nil {
@@ -24,17 +25,21 @@ func startWorker(t *testing.T, c *client.Client, group, topic string, h client.W
 	}
 	done := make(chan error, 1)
 	go func() { done <- w.Run(context.Background()) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := w.Stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	return w
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := w.Stop(ctx); err != nil {
+				t.Errorf("stop: %v", err)
+			}
+			if err := <-done; err != nil {
+				t.Errorf("run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return w, stop
 }
 
 func setShareConfig(t *testing.T, c *client.Client, group string, kv map[string]string) {
@@ -124,7 +129,8 @@ func TestWorkerEmailStory(t *testing.T) {
 	}
 	var workers []*client.Worker
 	for range 4 {
-		workers = append(workers, startWorker(t, c, group, topic, handle, client.Concurrency(2), client.MaxRecords(10)))
+		w, _ := startWorker(t, c, group, topic, handle, client.Concurrency(2), client.MaxRecords(10))
+		workers = append(workers, w)
 	}
 	waitFor(t, "41 messages accepted", func() bool {
 		mu.Lock()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/sluicemq/sluice/client"
 )
@@ -233,8 +235,8 @@ API (--admin-url).`,
 	return cmd
 }
 
-// resetResult is group reset-offsets --json; the same shape as the HTTP
-// admin API's POST /v1/groups/{group}/reset answer.
+// resetResult is group and share-group reset-offsets --json; the same
+// shape as the HTTP admin API's POST /v1/groups/{group}/reset answer.
 type resetResult struct {
 	Group      string         `json:"group"`
 	Topic      string         `json:"topic"`
@@ -250,12 +252,158 @@ type resetPartRow struct {
 	Clamped   bool  `json:"clamped,omitempty"` // --to-offset was outside the log
 }
 
+// resetTarget is where reset-offsets (group or share-group) moves the
+// offsets: one of the --to-* flags, on the partitions of --partitions.
+type resetTarget struct {
+	earliest, latest bool
+	datetime         string
+	offset           int64
+	partitions       string
+}
+
+// bind adds the --to-* and --partitions flags to f. earliest and latest
+// are the help of --to-earliest and --to-latest, which says what the move
+// does to the group.
+func (rt *resetTarget) bind(f *pflag.FlagSet, earliest, latest string) {
+	f.BoolVar(&rt.earliest, "to-earliest", false, earliest)
+	f.BoolVar(&rt.latest, "to-latest", false, latest)
+	f.StringVar(&rt.datetime, "to-datetime", "", "the first record at or after this RFC 3339 time, e.g. 2026-01-02T15:04:05Z")
+	f.Int64Var(&rt.offset, "to-offset", 0, "this offset on every chosen partition (clamped to the log)")
+	f.StringVar(&rt.partitions, "partitions", "", "only these partitions, comma-separated (default: all)")
+}
+
+// parse checks the flags bound to f (exactly one --to-*) and returns the
+// offset to move to, its name in a resetResult ("earliest", "latest",
+// "timestamp" or "offset") and the chosen partitions (nil: all).
+func (rt *resetTarget) parse(f *pflag.FlagSet) (to client.Offset, name string, partitions []int32, err error) {
+	n := 0
+	if rt.earliest {
+		to, name, n = client.Beginning(), "earliest", n+1
+	}
+	if rt.latest {
+		to, name, n = client.End(), "latest", n+1
+	}
+	if f.Changed("to-datetime") {
+		ts, err := time.Parse(time.RFC3339Nano, rt.datetime)
+		if err != nil {
+			return to, "", nil, usagef("--to-datetime %q: want RFC 3339, e.g. 2026-01-02T15:04:05Z", rt.datetime)
+		}
+		to, name, n = client.AtTime(ts), "timestamp", n+1
+	}
+	if f.Changed("to-offset") {
+		if rt.offset < 0 {
+			return to, "", nil, usagef("--to-offset %d: want >= 0", rt.offset)
+		}
+		to, name, n = client.AtOffset(rt.offset), "offset", n+1
+	}
+	if n != 1 {
+		return to, "", nil, usagef("give exactly one of --to-earliest, --to-latest, --to-datetime, --to-offset")
+	}
+	if rt.partitions != "" {
+		if partitions, err = parseIDs("--partitions", rt.partitions); err != nil {
+			return to, "", nil, err
+		}
+	}
+	return to, name, partitions, nil
+}
+
+// resetKind is what tells group and share-group reset-offsets apart.
+type resetKind struct {
+	group   string // in messages: "group", "share group"
+	clients string // who must stop for a reset: "consumers", "workers"
+	// members describes group: how many active members it has and who
+	// they are (empty where the describe does not say).
+	members func(ctx context.Context, adm *client.Admin, group string) (n int, names string, err error)
+	// reset moves the offsets; plan, for --dry-run, only says where to.
+	reset, plan    func(adm *client.Admin, ctx context.Context, group, topic string, to client.Offset, partitions ...int32) ([]client.OffsetReset, error)
+	oldCol, newCol string // the table's offset columns
+	dryRunNote     string // the line under a dry run's table
+}
+
+var groupReset = resetKind{
+	group: "group", clients: "consumers",
+	members: func(ctx context.Context, adm *client.Admin, group string) (int, string, error) {
+		d, err := adm.DescribeGroup(ctx, group)
+		return len(d.Members), memberNames(d.Members), err
+	},
+	reset: (*client.Admin).ResetOffsets, plan: (*client.Admin).PlanResetOffsets,
+	oldCol: "OLD-OFFSET", newCol: "NEW-OFFSET", dryRunNote: "dry run: nothing was committed",
+}
+
+// resetOffsets is reset-offsets of kind k: it moves group's offsets on
+// topic to target, or on a dry run says where it would, and prints them.
+func (a *app) resetOffsets(cmd *cobra.Command, k resetKind, group, topic string, target *resetTarget, dryRun bool) error {
+	if topic == "" {
+		return usagef("--topic: required")
+	}
+	to, toName, ps, err := target.parse(cmd.Flags())
+	if err != nil {
+		return err
+	}
+	c, ctx, cancel, err := a.connect(cmd)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	// Check for members first, for a clear refusal; the broker refuses
+	// the reset too if one joins meanwhile.
+	n, names, err := k.members(ctx, c.Admin(), group)
+	switch {
+	case errors.Is(err, client.ErrUnknownGroup):
+		// No such group yet: the reset creates it at these offsets (for
+		// a classic group, seeds its offsets, as Kafka's tool).
+	case err != nil:
+		return err
+	case n > 0 && !dryRun:
+		if names != "" {
+			names = " (" + names + ")"
+		}
+		return codedError{exitConflict, fmt.Errorf("%s %q has %d active members%s; stop its %s, then reset (or add --dry-run to preview)",
+			k.group, group, n, names, k.clients)}
+	case n > 0:
+		fmt.Fprintf(cmd.ErrOrStderr(), "note: %s %q has %d active members; the reset itself would be refused until they stop\n", k.group, group, n)
+	}
+	reset := k.reset
+	if dryRun {
+		reset = k.plan
+	}
+	rs, err := reset(c.Admin(), ctx, group, topic, to, ps...)
+	if errors.Is(err, client.ErrGroupNotEmpty) {
+		return codedError{exitConflict, fmt.Errorf("%s %q has active members; stop its %s, then reset", k.group, group, k.clients)}
+	}
+	if err != nil {
+		return err
+	}
+	res := resetResult{Group: group, Topic: topic, To: toName, DryRun: dryRun, Partitions: []resetPartRow{}}
+	for _, r := range rs {
+		res.Partitions = append(res.Partitions, resetPartRow{r.Partition, r.Old, r.New, toName == "offset" && r.New != target.offset})
+	}
+	if a.flags.json {
+		return printJSON(cmd.OutOrStdout(), res)
+	}
+	w := cmd.OutOrStdout()
+	t := newTable(w, "TOPIC", "PARTITION", k.oldCol, k.newCol, "NOTE")
+	for _, r := range res.Partitions {
+		note := ""
+		if r.Clamped {
+			note = "clamped to the log"
+		}
+		t.row(topic, r.Partition, offsetOrNone(r.OldOffset), r.NewOffset, note)
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	if dryRun {
+		fmt.Fprintln(w, k.dryRunNote)
+	}
+	return nil
+}
+
 func (a *app) newGroupReset() *cobra.Command {
 	var (
-		topic, toTime, parts string
-		toEarliest, toLatest bool
-		toOffset             int64
-		dryRun               bool
+		topic  string
+		target resetTarget
+		dryRun bool
 	)
 	cmd := &cobra.Command{
 		Use:   "reset-offsets GROUP --topic TOPIC (--to-earliest | --to-latest | --to-datetime TIME | --to-offset N)",
@@ -269,108 +417,12 @@ is refused (exit 5). --dry-run shows what would change and commits nothing.
   sluicectl group reset-offsets email --topic signups --to-offset 42 --partitions 0,3`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			group := argv[0]
-			if topic == "" {
-				return usagef("--topic: required")
-			}
-			var (
-				to    client.Offset
-				toStr string
-				n     int
-			)
-			f := cmd.Flags()
-			if toEarliest {
-				to, toStr, n = client.Beginning(), "earliest", n+1
-			}
-			if toLatest {
-				to, toStr, n = client.End(), "latest", n+1
-			}
-			if f.Changed("to-datetime") {
-				ts, err := time.Parse(time.RFC3339Nano, toTime)
-				if err != nil {
-					return usagef("--to-datetime %q: want RFC 3339, e.g. 2026-01-02T15:04:05Z", toTime)
-				}
-				to, toStr, n = client.AtTime(ts), "timestamp", n+1
-			}
-			if f.Changed("to-offset") {
-				if toOffset < 0 {
-					return usagef("--to-offset %d: want >= 0", toOffset)
-				}
-				to, toStr, n = client.AtOffset(toOffset), "offset", n+1
-			}
-			if n != 1 {
-				return usagef("give exactly one of --to-earliest, --to-latest, --to-datetime, --to-offset")
-			}
-			var ps []int32
-			if parts != "" {
-				var err error
-				if ps, err = parseIDs("--partitions", parts); err != nil {
-					return err
-				}
-			}
-			c, ctx, cancel, err := a.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			// Check for members first, for a clear refusal; the broker
-			// refuses the commit too if one joins meanwhile.
-			d, err := c.Admin().DescribeGroup(ctx, group)
-			switch {
-			case errors.Is(err, client.ErrUnknownGroup):
-				// No such group yet: the reset seeds its offsets, as Kafka's tool.
-			case err != nil:
-				return err
-			case len(d.Members) > 0 && !dryRun:
-				return codedError{exitConflict, fmt.Errorf("group %q has %d active members (%s); stop its consumers, then reset (or add --dry-run to preview)",
-					group, len(d.Members), memberNames(d.Members))}
-			case len(d.Members) > 0:
-				fmt.Fprintf(cmd.ErrOrStderr(), "note: group %q has %d active members; the reset itself would be refused until they stop\n", group, len(d.Members))
-			}
-			var rs []client.OffsetReset
-			if dryRun {
-				rs, err = c.Admin().PlanResetOffsets(ctx, group, topic, to, ps...)
-			} else {
-				rs, err = c.Admin().ResetOffsets(ctx, group, topic, to, ps...)
-			}
-			if errors.Is(err, client.ErrGroupNotEmpty) {
-				return codedError{exitConflict, fmt.Errorf("group %q has active members; stop its consumers, then reset", group)}
-			}
-			if err != nil {
-				return err
-			}
-			res := resetResult{Group: group, Topic: topic, To: toStr, DryRun: dryRun, Partitions: []resetPartRow{}}
-			for _, r := range rs {
-				res.Partitions = append(res.Partitions, resetPartRow{r.Partition, r.Old, r.New, toStr == "offset" && r.New != toOffset})
-			}
-			if a.flags.json {
-				return printJSON(cmd.OutOrStdout(), res)
-			}
-			w := cmd.OutOrStdout()
-			t := newTable(w, "TOPIC", "PARTITION", "OLD-OFFSET", "NEW-OFFSET", "NOTE")
-			for _, r := range res.Partitions {
-				note := ""
-				if r.Clamped {
-					note = "clamped to the log"
-				}
-				t.row(topic, r.Partition, offsetOrNone(r.OldOffset), r.NewOffset, note)
-			}
-			if err := t.flush(); err != nil {
-				return err
-			}
-			if dryRun {
-				fmt.Fprintln(w, "dry run: nothing was committed")
-			}
-			return nil
+			return a.resetOffsets(cmd, groupReset, argv[0], topic, &target, dryRun)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVarP(&topic, "topic", "t", "", "the topic whose offsets to move (required)")
-	f.BoolVar(&toEarliest, "to-earliest", false, "the oldest record still in the log: replay everything")
-	f.BoolVar(&toLatest, "to-latest", false, "the end of the log: skip everything not yet consumed")
-	f.StringVar(&toTime, "to-datetime", "", "the first record at or after this RFC 3339 time, e.g. 2026-01-02T15:04:05Z")
-	f.Int64Var(&toOffset, "to-offset", 0, "this offset on every chosen partition (clamped to the log)")
-	f.StringVar(&parts, "partitions", "", "only these partitions, comma-separated (default: all)")
+	target.bind(f, "the oldest record still in the log: replay everything", "the end of the log: skip everything not yet consumed")
 	f.BoolVar(&dryRun, "dry-run", false, "show the new offsets without committing them")
 	cmd.ValidArgsFunction = a.completeGroups
 	_ = cmd.RegisterFlagCompletionFunc("topic", a.completeTopics(-1))

@@ -1,9 +1,9 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -68,12 +68,21 @@ func lagOrUnknown(n int64) string {
 	return fmt.Sprint(n)
 }
 
+var shareGroupReset = resetKind{
+	group: "share group", clients: "workers",
+	members: func(ctx context.Context, adm *client.Admin, group string) (int, string, error) {
+		d, err := adm.DescribeShareGroup(ctx, group)
+		return len(d.Members), "", err
+	},
+	reset: (*client.Admin).ResetShareGroupOffsets, plan: (*client.Admin).PlanResetShareGroupOffsets,
+	oldCol: "OLD-START", newCol: "NEW-START", dryRunNote: "dry run: nothing was changed",
+}
+
 func (a *app) newShareGroupReset() *cobra.Command {
 	var (
-		topic, toTime, parts string
-		toEarliest, toLatest bool
-		toOffset             int64
-		dryRun               bool
+		topic  string
+		target resetTarget
+		dryRun bool
 	)
 	cmd := &cobra.Command{
 		Use:     "reset-offsets GROUP --topic TOPIC (--to-earliest | --to-latest | --to-datetime TIME | --to-offset N)",
@@ -90,108 +99,12 @@ yet is created with these offsets, so it starts there.`,
   sluicectl share-group reset-offsets mailers --topic signups --to-offset 42 --partitions 0,3`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			group := argv[0]
-			if topic == "" {
-				return usagef("--topic: required")
-			}
-			var (
-				to    client.Offset
-				toStr string
-				n     int
-			)
-			f := cmd.Flags()
-			if toEarliest {
-				to, toStr, n = client.Beginning(), "earliest", n+1
-			}
-			if toLatest {
-				to, toStr, n = client.End(), "latest", n+1
-			}
-			if f.Changed("to-datetime") {
-				ts, err := time.Parse(time.RFC3339Nano, toTime)
-				if err != nil {
-					return usagef("--to-datetime %q: want RFC 3339, e.g. 2026-01-02T15:04:05Z", toTime)
-				}
-				to, toStr, n = client.AtTime(ts), "timestamp", n+1
-			}
-			if f.Changed("to-offset") {
-				if toOffset < 0 {
-					return usagef("--to-offset %d: want >= 0", toOffset)
-				}
-				to, toStr, n = client.AtOffset(toOffset), "offset", n+1
-			}
-			if n != 1 {
-				return usagef("give exactly one of --to-earliest, --to-latest, --to-datetime, --to-offset")
-			}
-			var ps []int32
-			if parts != "" {
-				var err error
-				if ps, err = parseIDs("--partitions", parts); err != nil {
-					return err
-				}
-			}
-			c, ctx, cancel, err := a.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			// Check for members first, for a clear refusal; the broker
-			// refuses the change too if one joins meanwhile.
-			d, err := c.Admin().DescribeShareGroup(ctx, group)
-			switch {
-			case errors.Is(err, client.ErrUnknownGroup):
-				// No such group yet: the reset creates it at these offsets.
-			case err != nil:
-				return err
-			case len(d.Members) > 0 && !dryRun:
-				return codedError{exitConflict, fmt.Errorf("share group %q has %d active members; stop its workers, then reset (or add --dry-run to preview)",
-					group, len(d.Members))}
-			case len(d.Members) > 0:
-				fmt.Fprintf(cmd.ErrOrStderr(), "note: share group %q has %d active members; the reset itself would be refused until they stop\n", group, len(d.Members))
-			}
-			var rs []client.OffsetReset
-			if dryRun {
-				rs, err = c.Admin().PlanResetShareGroupOffsets(ctx, group, topic, to, ps...)
-			} else {
-				rs, err = c.Admin().ResetShareGroupOffsets(ctx, group, topic, to, ps...)
-			}
-			if errors.Is(err, client.ErrGroupNotEmpty) {
-				return codedError{exitConflict, fmt.Errorf("share group %q has active members; stop its workers, then reset", group)}
-			}
-			if err != nil {
-				return err
-			}
-			res := resetResult{Group: group, Topic: topic, To: toStr, DryRun: dryRun, Partitions: []resetPartRow{}}
-			for _, r := range rs {
-				res.Partitions = append(res.Partitions, resetPartRow{r.Partition, r.Old, r.New, toStr == "offset" && r.New != toOffset})
-			}
-			if a.flags.json {
-				return printJSON(cmd.OutOrStdout(), res)
-			}
-			w := cmd.OutOrStdout()
-			t := newTable(w, "TOPIC", "PARTITION", "OLD-START", "NEW-START", "NOTE")
-			for _, r := range res.Partitions {
-				note := ""
-				if r.Clamped {
-					note = "clamped to the log"
-				}
-				t.row(topic, r.Partition, offsetOrNone(r.OldOffset), r.NewOffset, note)
-			}
-			if err := t.flush(); err != nil {
-				return err
-			}
-			if dryRun {
-				fmt.Fprintln(w, "dry run: nothing was changed")
-			}
-			return nil
+			return a.resetOffsets(cmd, shareGroupReset, argv[0], topic, &target, dryRun)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVarP(&topic, "topic", "t", "", "the topic whose start offsets to move (required)")
-	f.BoolVar(&toEarliest, "to-earliest", false, "the oldest record still in the log: redeliver everything")
-	f.BoolVar(&toLatest, "to-latest", false, "the end of the log: skip everything not yet done")
-	f.StringVar(&toTime, "to-datetime", "", "the first record at or after this RFC 3339 time, e.g. 2026-01-02T15:04:05Z")
-	f.Int64Var(&toOffset, "to-offset", 0, "this offset on every chosen partition (clamped to the log)")
-	f.StringVar(&parts, "partitions", "", "only these partitions, comma-separated (default: all)")
+	target.bind(f, "the oldest record still in the log: redeliver everything", "the end of the log: skip everything not yet done")
 	f.BoolVar(&dryRun, "dry-run", false, "show the new start offsets without changing them")
 	cmd.ValidArgsFunction = a.completeShareGroups
 	_ = cmd.RegisterFlagCompletionFunc("topic", a.completeTopics(-1))

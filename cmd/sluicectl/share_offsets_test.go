@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/sluicemq/sluice/client"
 )
@@ -15,42 +15,18 @@ import (
 // the returned stop is called; handled counts the records by offset.
 func stoppableWorker(t *testing.T, group, topic string) (handled func() map[int64]int, stop func()) {
 	t.Helper()
-	c, err := client.New(client.Brokers(brokerAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	seen := map[int64]int{}
-	w, err := client.NewWorker(c, group, topic, func(_ context.Context, r *client.Record) error {
+	stop = runWorker(t, group, topic, func(_ context.Context, r *client.Record) error {
 		mu.Lock()
 		seen[r.Offset]++
 		mu.Unlock()
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- w.Run(context.Background()) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_ = w.Stop(ctx)
-			<-done
-			c.Close()
-		})
-	}
-	t.Cleanup(stop)
 	handled = func() map[int64]int {
 		mu.Lock()
 		defer mu.Unlock()
-		out := map[int64]int{}
-		for k, v := range seen {
-			out[k] = v
-		}
-		return out
+		return maps.Clone(seen)
 	}
 	return handled, stop
 }

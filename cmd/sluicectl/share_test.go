@@ -13,9 +13,9 @@ import (
 	"github.com/sluicemq/sluice/client"
 )
 
-// runWorker runs a share-group worker from the client package until the
-// test ends.
-func runWorker(t *testing.T, group, topic string, h client.WorkerHandler) {
+// runWorker runs a share-group worker from the client package until
+// stop is called or the test ends.
+func runWorker(t *testing.T, group, topic string, h client.WorkerHandler) (stop func()) {
 	t.Helper()
 	c, err := client.New(client.Brokers(brokerAddr))
 	if err != nil {
@@ -27,13 +27,18 @@ func runWorker(t *testing.T, group, topic string, h client.WorkerHandler) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- w.Run(context.Background()) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = w.Stop(ctx)
-		<-done
-		c.Close()
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_ = w.Stop(ctx)
+			<-done
+			c.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // Share groups and dead letters end to end through sluicectl: configure a

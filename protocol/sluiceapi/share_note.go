@@ -150,26 +150,7 @@ func (v *ShareNoteRequest) RequestWith(ctx context.Context, r kmsg.Requestor) (*
 func (v *ShareNoteRequest) AppendTo(dst []byte) []byte {
 	dst = kbin.AppendCompactString(dst, v.GroupID)
 	dst = kbin.AppendCompactNullableString(dst, v.MemberID)
-	dst = kbin.AppendCompactArrayLen(dst, len(v.Topics))
-	for i := range v.Topics {
-		t := &v.Topics[i]
-		dst = kbin.AppendUuid(dst, t.TopicID)
-		dst = kbin.AppendCompactArrayLen(dst, len(t.Partitions))
-		for j := range t.Partitions {
-			p := &t.Partitions[j]
-			dst = kbin.AppendInt32(dst, p.Partition)
-			dst = kbin.AppendCompactArrayLen(dst, len(p.Notes))
-			for k := range p.Notes {
-				n := &p.Notes[k]
-				dst = kbin.AppendInt64(dst, n.Offset)
-				dst = kbin.AppendInt16(dst, n.DeliveryCount)
-				dst = kbin.AppendCompactString(dst, n.Text)
-				dst = appendTags(dst, &n.UnknownTags)
-			}
-			dst = appendTags(dst, &p.UnknownTags)
-		}
-		dst = appendTags(dst, &t.UnknownTags)
-	}
+	dst = appendArray(dst, v.Topics, (*ShareNoteRequestTopic).appendTo)
 	return appendTags(dst, &v.UnknownTags)
 }
 
@@ -179,38 +160,51 @@ func (v *ShareNoteRequest) ReadFrom(src []byte) error {
 	*v = ShareNoteRequest{Version: v.Version}
 	v.GroupID = r.str("group_id")
 	v.MemberID = r.nullableStr()
-	if n := r.count("topics", minNoteTopicSize); n > 0 {
-		v.Topics = make([]ShareNoteRequestTopic, n)
-	}
-	for i := range v.Topics {
-		t := &v.Topics[i]
-		t.TopicID = r.Uuid()
-		if n := r.count("partitions", minNotePartitionSize); n > 0 {
-			t.Partitions = make([]ShareNoteRequestPartition, n)
-		}
-		for j := range t.Partitions {
-			p := &t.Partitions[j]
-			p.Partition = r.Int32()
-			if n := r.count("notes", minNoteSize); n > 0 {
-				p.Notes = make([]ShareNote, n)
-			}
-			for k := range p.Notes {
-				n := &p.Notes[k]
-				n.Offset = r.Int64()
-				n.DeliveryCount = r.Int16()
-				n.Text = r.str("text")
-				n.UnknownTags = r.tags()
-			}
-			p.UnknownTags = r.tags()
-		}
-		t.UnknownTags = r.tags()
-	}
+	v.Topics = readArray(&r, "topics", minNoteTopicSize, (*ShareNoteRequestTopic).readFrom)
 	v.UnknownTags = r.tags()
 	if err := r.done("SluiceShareNote request"); err != nil {
 		*v = ShareNoteRequest{Version: v.Version}
 		return err
 	}
 	return nil
+}
+
+func (t *ShareNoteRequestTopic) appendTo(dst []byte) []byte {
+	dst = kbin.AppendUuid(dst, t.TopicID)
+	dst = appendArray(dst, t.Partitions, (*ShareNoteRequestPartition).appendTo)
+	return appendTags(dst, &t.UnknownTags)
+}
+
+func (t *ShareNoteRequestTopic) readFrom(r *reader) {
+	t.TopicID = r.Uuid()
+	t.Partitions = readArray(r, "partitions", minNotePartitionSize, (*ShareNoteRequestPartition).readFrom)
+	t.UnknownTags = r.tags()
+}
+
+func (p *ShareNoteRequestPartition) appendTo(dst []byte) []byte {
+	dst = kbin.AppendInt32(dst, p.Partition)
+	dst = appendArray(dst, p.Notes, (*ShareNote).appendTo)
+	return appendTags(dst, &p.UnknownTags)
+}
+
+func (p *ShareNoteRequestPartition) readFrom(r *reader) {
+	p.Partition = r.Int32()
+	p.Notes = readArray(r, "notes", minNoteSize, (*ShareNote).readFrom)
+	p.UnknownTags = r.tags()
+}
+
+func (n *ShareNote) appendTo(dst []byte) []byte {
+	dst = kbin.AppendInt64(dst, n.Offset)
+	dst = kbin.AppendInt16(dst, n.DeliveryCount)
+	dst = kbin.AppendCompactString(dst, n.Text)
+	return appendTags(dst, &n.UnknownTags)
+}
+
+func (n *ShareNote) readFrom(r *reader) {
+	n.Offset = r.Int64()
+	n.DeliveryCount = r.Int16()
+	n.Text = r.str("text")
+	n.UnknownTags = r.tags()
 }
 
 func (*ShareNoteResponse) Key() int16           { return ShareNoteKey }
@@ -234,19 +228,7 @@ func (v *ShareNoteResponse) SetThrottle(ms int32) { v.ThrottleMillis = ms }
 func (v *ShareNoteResponse) AppendTo(dst []byte) []byte {
 	dst = kbin.AppendInt32(dst, v.ThrottleMillis)
 	dst = kbin.AppendInt16(dst, v.ErrorCode)
-	dst = kbin.AppendCompactArrayLen(dst, len(v.Topics))
-	for i := range v.Topics {
-		t := &v.Topics[i]
-		dst = kbin.AppendUuid(dst, t.TopicID)
-		dst = kbin.AppendCompactArrayLen(dst, len(t.Partitions))
-		for j := range t.Partitions {
-			p := &t.Partitions[j]
-			dst = kbin.AppendInt32(dst, p.Partition)
-			dst = kbin.AppendInt16(dst, p.ErrorCode)
-			dst = appendTags(dst, &p.UnknownTags)
-		}
-		dst = appendTags(dst, &t.UnknownTags)
-	}
+	dst = appendArray(dst, v.Topics, (*ShareNoteResponseTopic).appendTo)
 	return appendTags(dst, &v.UnknownTags)
 }
 
@@ -256,29 +238,37 @@ func (v *ShareNoteResponse) ReadFrom(src []byte) error {
 	*v = ShareNoteResponse{Version: v.Version}
 	v.ThrottleMillis = r.Int32()
 	v.ErrorCode = r.Int16()
-	if n := r.count("topics", minNoteTopicSize); n > 0 {
-		v.Topics = make([]ShareNoteResponseTopic, n)
-	}
-	for i := range v.Topics {
-		t := &v.Topics[i]
-		t.TopicID = r.Uuid()
-		if n := r.count("partitions", minNoteRespPartSize); n > 0 {
-			t.Partitions = make([]ShareNoteResponsePartition, n)
-		}
-		for j := range t.Partitions {
-			p := &t.Partitions[j]
-			p.Partition = r.Int32()
-			p.ErrorCode = r.Int16()
-			p.UnknownTags = r.tags()
-		}
-		t.UnknownTags = r.tags()
-	}
+	v.Topics = readArray(&r, "topics", minNoteTopicSize, (*ShareNoteResponseTopic).readFrom)
 	v.UnknownTags = r.tags()
 	if err := r.done("SluiceShareNote response"); err != nil {
 		*v = ShareNoteResponse{Version: v.Version}
 		return err
 	}
 	return nil
+}
+
+func (t *ShareNoteResponseTopic) appendTo(dst []byte) []byte {
+	dst = kbin.AppendUuid(dst, t.TopicID)
+	dst = appendArray(dst, t.Partitions, (*ShareNoteResponsePartition).appendTo)
+	return appendTags(dst, &t.UnknownTags)
+}
+
+func (t *ShareNoteResponseTopic) readFrom(r *reader) {
+	t.TopicID = r.Uuid()
+	t.Partitions = readArray(r, "partitions", minNoteRespPartSize, (*ShareNoteResponsePartition).readFrom)
+	t.UnknownTags = r.tags()
+}
+
+func (p *ShareNoteResponsePartition) appendTo(dst []byte) []byte {
+	dst = kbin.AppendInt32(dst, p.Partition)
+	dst = kbin.AppendInt16(dst, p.ErrorCode)
+	return appendTags(dst, &p.UnknownTags)
+}
+
+func (p *ShareNoteResponsePartition) readFrom(r *reader) {
+	p.Partition = r.Int32()
+	p.ErrorCode = r.Int16()
+	p.UnknownTags = r.tags()
 }
 
 // Truncate cuts text to at most MaxNoteText bytes, at a UTF-8 boundary,

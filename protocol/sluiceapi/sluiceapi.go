@@ -118,6 +118,21 @@ func (r *reader) count(name string, minSize int) int {
 	return int(n)
 }
 
+// readArray reads a compact array whose elements take at least minSize
+// bytes each (checked by count), reading each element with readElem. An
+// empty or refused array is nil.
+func readArray[T any](r *reader, name string, minSize int, readElem func(*T, *reader)) []T {
+	n := r.count(name, minSize)
+	if n == 0 {
+		return nil
+	}
+	xs := make([]T, n)
+	for i := range xs {
+		readElem(&xs[i], r)
+	}
+	return xs
+}
+
 // tags reads a tagged-field section; every tag is kept as unknown.
 func (r *reader) tags() kmsg.Tags {
 	var t kmsg.Tags
@@ -186,4 +201,13 @@ func (r *reader) done(what string) error {
 func appendTags(dst []byte, t *kmsg.Tags) []byte {
 	dst = kbin.AppendUvarint(dst, uint32(t.Len()))
 	return t.AppendEach(dst)
+}
+
+// appendArray appends xs as a compact array, each element with appendElem.
+func appendArray[T any](dst []byte, xs []T, appendElem func(*T, []byte) []byte) []byte {
+	dst = kbin.AppendCompactArrayLen(dst, len(xs))
+	for i := range xs {
+		dst = appendElem(&xs[i], dst)
+	}
+	return dst
 }
