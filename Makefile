@@ -52,7 +52,7 @@ chaos-short: ## CI chaos: 3 brokers, ~3 min of mixed faults (kill as power loss,
 	$(GO) build -o bin/ ./cmd/sluiced
 	$(GO) run ./scripts/chaos -sluiced bin/sluiced -duration $(CHAOS_SHORT_DURATION) -faults $(CHAOS_SHORT_FAULTS) $(CHAOS_FLAGS)
 
-chaos: ## full-scale chaos (about 1 h): 200 kill -9 cycles over >= 1M acked records, then 4 partition/pause schedules of 200 s
+chaos: ## full-scale chaos (about 1 h): 200 kill -9 cycles over >= 1M acked records, then 4 partition/pause schedules of 200 s and 200 s of decommission and re-add (4 brokers)
 	$(GO) build -o bin/ ./cmd/sluiced
 	$(GO) run ./scripts/chaos -sluiced bin/sluiced -faults kill -leader-frac 0.5 -kill-cycles 200 -min-acked 1000000 \
 		-rate 800 -duration 0 -fault-min 1s -fault-max 4s -heal-min 1s -heal-max 3s -catch-up 5m $(CHAOS_FLAGS)
@@ -60,6 +60,7 @@ chaos: ## full-scale chaos (about 1 h): 200 kill -9 cycles over >= 1M acked reco
 	$(GO) run ./scripts/chaos -sluiced bin/sluiced -faults bridge,one-way,delay,reset -duration 200s $(CHAOS_FLAGS)
 	$(GO) run ./scripts/chaos -sluiced bin/sluiced -faults pause,pause-leader -duration 200s -fault-min 3s -fault-max 10s $(CHAOS_FLAGS)
 	$(GO) run ./scripts/chaos -sluiced bin/sluiced -brokers 5 -duration 200s $(CHAOS_FLAGS)
+	$(GO) run ./scripts/chaos -sluiced bin/sluiced -brokers 4 -faults decommission -duration 200s $(CHAOS_FLAGS)
 
 chaos-power: ## power loss and disk faults (about 15 min): 60 single-broker and 20 whole-cluster power losses, then 200 s of stalled and failing disks (brokers run with --debug-fault-fs)
 	$(GO) build -o bin/ ./cmd/sluiced

@@ -110,6 +110,10 @@ type Report struct {
 	LeaderKills   int     `json:"leader_kills"`
 	Pauses        int     `json:"pauses"`
 	NemesisEvents int     `json:"nemesis_events"`
+	// Decommissions and ReAdds count the decommission fault's drains and
+	// the re-adds that heal it, by outcome.
+	Decommissions Counts `json:"decommissions"`
+	ReAdds        Counts `json:"re_adds"`
 	// NoFinalRead is set when the history has no final read, so lost and
 	// unseen could not be judged (a history cut short).
 	NoFinalRead bool `json:"no_final_read,omitempty"`
@@ -329,6 +333,10 @@ func (c *Checker) Add(op Op) {
 		}
 	case FNemesis:
 		c.rep.NemesisEvents++
+	case FDecommission:
+		c.rep.Decommissions.add(op.Type)
+	case FReadd:
+		c.rep.ReAdds.add(op.Type)
 	case FSharePoll, FShareAck, FShareDrain:
 		c.addShare(op)
 	}

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -42,6 +45,7 @@ type Cluster struct {
 	proxies []*Proxy
 	logf    func(format string, args ...any)
 	http    *http.Client
+	admin   *http.Client // admin API requests, which may wait for the controller
 }
 
 // freeAddr reserves a free loopback port and releases it for the caller.
@@ -57,7 +61,7 @@ func freeAddr() (string, error) {
 // NewCluster lays out n brokers under root and starts their proxies.
 func NewCluster(bin, root string, n int, hb string, extra []string, logf func(string, ...any)) (*Cluster, error) {
 	c := &Cluster{bin: bin, root: root, hb: hb, extra: extra, Net: NewNet(), logf: logf,
-		http: &http.Client{Timeout: 2 * time.Second}}
+		http: &http.Client{Timeout: 2 * time.Second}, admin: &http.Client{Timeout: 30 * time.Second}}
 	// The kernel may offer a just-released port again: no address twice.
 	used := map[string]bool{}
 	for i := 1; i <= n; i++ {
@@ -298,12 +302,19 @@ func (c *Cluster) Up() []int {
 
 // clusterView is the part of GET /v1/cluster the harness reads.
 type clusterView struct {
+	Brokers []struct {
+		ID       int32 `json:"id"`
+		Voter    bool  `json:"voter"` // a controller voter (cannot be decommissioned)
+		Draining bool  `json:"draining"`
+		Replicas int   `json:"replicas"`
+	} `json:"brokers"`
 	Topics []struct {
 		Name       string `json:"name"`
 		ID         string `json:"id"`
 		Partitions []struct {
 			Partition int32   `json:"partition"`
 			Replicas  []int32 `json:"replicas"`
+			Target    []int32 `json:"target"` // set while the partition moves
 			Leader    int32   `json:"leader"`
 		} `json:"partitions"`
 	} `json:"topics"`
@@ -501,5 +512,96 @@ func (c *Cluster) DiskStats(ctx context.Context, id int) (pendingBytes int64, di
 func (c *Cluster) KillAll() {
 	for _, b := range c.Brokers {
 		c.Kill(b.ID)
+	}
+}
+
+// Admin sends an admin API request (JSON body in unless nil) to broker id
+// and decodes a 2xx answer into out unless nil. It returns the HTTP status
+// (0 when there was no answer); a non-2xx answer is an error carrying the
+// broker's message.
+func (c *Cluster) Admin(ctx context.Context, id int, method, path string, in, out any) (int, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return 0, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.Broker(id).HTTP+path, body)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.admin.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		_ = json.Unmarshal(b, &e)
+		return resp.StatusCode, fmt.Errorf("broker %d: %s %s: %s: %s", id, method, path, resp.Status, e.Error)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("broker %d: %s %s: %w", id, method, path, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// AnyView asks the brokers up, in turn, for their /v1/cluster.
+func (c *Cluster) AnyView(ctx context.Context) (*clusterView, error) {
+	var last error = errors.New("no broker is up")
+	for _, id := range c.Up() {
+		v, err := c.View(ctx, id)
+		if err == nil {
+			return v, nil
+		}
+		last = err
+	}
+	return nil, last
+}
+
+// Moving lists the partitions ("topic/partition") of every topic that are
+// being moved (have a target), as some broker up sees the controller's
+// state.
+func (c *Cluster) Moving(ctx context.Context) ([]string, error) {
+	v, err := c.AnyView(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var ps []string
+	for _, t := range v.Topics {
+		for _, pv := range t.Partitions {
+			if pv.Target != nil {
+				ps = append(ps, fmt.Sprintf("%s/%d", t.Name, pv.Partition))
+			}
+		}
+	}
+	return ps, nil
+}
+
+// WaitMoves waits up to timeout until no partition is moving.
+func (c *Cluster) WaitMoves(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ps, err := c.Moving(ctx)
+		if err == nil && len(ps) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			if err != nil {
+				return fmt.Errorf("moves not known finished after %v: %w", timeout, err)
+			}
+			return fmt.Errorf("partitions %v still moving after %v", ps, timeout)
+		}
+		sleep(ctx, 250*time.Millisecond)
 	}
 }

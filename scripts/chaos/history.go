@@ -37,6 +37,14 @@ const (
 	FPause     = "pause"     // SIGSTOP of Node; Parts are the data partitions it led
 	FDisk      = "disk"      // disk fault on Node (Value stall or fail); Parts are the data partitions it led
 
+	// FDecommission is a drain of Node (Value leader or random; Parts the
+	// partitions it held replicas of): invoked, then ok (it holds no
+	// replica), fail (refused) or unknown (not drained when stopped).
+	FDecommission = "decommission"
+	// FReadd undrains Node and moves replicas back onto it: invoked, then
+	// ok (the moves of Parts finished), fail (refused) or unknown.
+	FReadd = "re-add"
+
 	FSharePoll  = "share-poll"  // one share-group member's poll: Shares
 	FShareAck   = "share-ack"   // a member's ACCEPT of the Shares of one partition (P) of a poll
 	FShareDrain = "share-drain" // info: the share group's drain after healing ended; Value says how

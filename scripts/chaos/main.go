@@ -88,7 +88,7 @@ func parseFlags(args []string) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the fault schedule and the workload's choices; 0 picks one from the clock (printed)")
-	fs.IntVar(&o.brokers, "brokers", 3, "brokers (3 or 5; the first 3 or 5 are controller voters)")
+	fs.IntVar(&o.brokers, "brokers", 3, "brokers (at least 3; the first 3, or 5 of 5 or more, are controller voters; decommission needs a non-voter: 4, or 6 or more)")
 	fs.IntVar(&o.partitions, "partitions", 6, "partitions of the test topic (replication factor 3)")
 	fs.DurationVar(&o.duration, "duration", 2*time.Minute, "least time faults are injected")
 	fs.IntVar(&o.killCycles, "kill-cycles", 0, "keep injecting until at least this many kill cycles ran (kill, kill-leader, power-loss: one broker each; power-loss-all: every broker, counted once)")
@@ -131,6 +131,9 @@ func parseFlags(args []string) (*options, error) {
 	for _, k := range strings.Split(o.faults, ",") {
 		if k != "" && !contains(faultKinds, k) {
 			return nil, fmt.Errorf("unknown fault kind %q (known: %s)", k, strings.Join(faultKinds, ","))
+		}
+		if k == "decommission" && voterCount(o.brokers) == o.brokers {
+			return nil, fmt.Errorf("decommission drains a broker that is not a controller voter, and all %d brokers are: use -brokers 4, or 6 or more", o.brokers)
 		}
 	}
 	return o, nil
@@ -197,6 +200,10 @@ func printVerdict(s *Summary, code int) {
 	if sh := s.Share; sh != nil {
 		fmt.Fprintf(os.Stderr, "share group: %d deliveries of %d records, %d redelivered (max delivery count %d); acks %d ok, %d failed, %d unknown; %d accepted with an unknown outcome\n",
 			sh.Deliveries, sh.Records, sh.Redelivered, sh.MaxDeliveryCount, sh.Acks.OK, sh.Acks.Fail, sh.Acks.Unknown, sh.AcceptedUnknown)
+	}
+	if d, r := s.Decommissions, s.ReAdds; d != (Counts{}) || r != (Counts{}) {
+		fmt.Fprintf(os.Stderr, "decommissions %d drained, %d failed, %d unknown (stopped or unfinished); re-adds %d ok, %d failed, %d unknown\n",
+			d.OK, d.Fail, d.Unknown, r.OK, r.Fail, r.Unknown)
 	}
 	fmt.Fprintf(os.Stderr, "anomalies: %s\n", strings.Join(names, ", "))
 	switch code {
@@ -359,6 +366,11 @@ func runChaos(ctx context.Context, o *options, args []string) (*Summary, int) {
 		return fail(err)
 	}
 	defer fr.close()
+	// The final read reads the current replicas: no move may be under way
+	// (decommission moves replicas; a move's replicas are old and new).
+	if err := c.WaitMoves(ctx, 2*time.Minute); err != nil {
+		sum.Liveness = append(sum.Liveness, err.Error())
+	}
 	replicas, _, err := c.Replicas(ctx, topic)
 	if err != nil {
 		return fail(err)

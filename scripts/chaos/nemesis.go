@@ -27,6 +27,7 @@ var faultKinds = []string{
 	"power-loss-all",   // SIGKILL every broker at the same instant (half the time after stalling their fsyncs 0.1-1 s); restart them all after the fault time
 	"disk-stall",       // stall the fsyncs of a broker (a leader with probability -leader-frac) for the fault time
 	"disk-fail",        // fail the fsyncs of a broker (a leader with probability -leader-frac) with EIO for the fault time; heal: restart it (SIGKILL, start), since its failed logs stay failed (fsyncgate)
+	"decommission",     // drain a broker that is not a controller voter (a leader with probability -leader-frac) of every replica, to completion then for the fault time, or stopped after the fault time; heal: undrain it and move replicas back onto it (decommission.go)
 }
 
 // faultFSKinds need the brokers to run with --debug-fault-fs: partition
@@ -73,9 +74,10 @@ type Nemesis struct {
 	kills   int
 	errs    []string
 
-	// Brokers whose disk is stalled or failing, for Heal. Only the
-	// nemesis's goroutine (Run, then Heal) uses them.
-	diskStalled, diskFailed []int
+	// Brokers whose disk is stalled or failing, and brokers
+	// decommissioned, for Heal. Only the nemesis's goroutine (Run, then
+	// Heal) uses them.
+	diskStalled, diskFailed, decommissioned []int
 }
 
 // NewNemesis returns a nemesis whose choices come from seed.
@@ -349,6 +351,8 @@ func (n *Nemesis) inject(ctx context.Context, kind string) {
 			sleep(ctx, 300*time.Millisecond)
 		}
 		n.logf("reset %d connections", resets)
+	case "decommission":
+		n.decommission(ctx, d)
 	default:
 		n.logf("unknown fault kind %q", kind)
 	}
@@ -405,8 +409,9 @@ func sorted(xs []int) []int {
 }
 
 // Heal removes every network fault, resumes paused brokers and stalled
-// disks, restarts dead brokers and those whose disk failed, and waits until
-// all are ready and every partition has a leader.
+// disks, restarts dead brokers and those whose disk failed, waits until
+// all are ready and every partition has a leader, then re-adds the
+// brokers decommissioned (undrain, moves back) and waits for the moves.
 func (n *Nemesis) Heal(ctx context.Context) {
 	n.c.Net.Heal()
 	for _, id := range n.diskStalled {
@@ -447,6 +452,10 @@ func (n *Nemesis) Heal(ctx context.Context) {
 	if ls := n.leaders(ctx); slices.Contains(ls, -1) && ctx.Err() == nil {
 		n.fail("after healing: partitions without a leader after 10s: %v", ls)
 	}
+	for _, id := range n.decommissioned {
+		n.readd(ctx, id)
+	}
+	n.decommissioned = nil
 }
 
 func (n *Nemesis) fail(format string, args ...any) {
