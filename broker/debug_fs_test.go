@@ -185,3 +185,65 @@ func TestFailedDiskTakesReplicaOutOfRaft(t *testing.T) {
 	waitUntil(t, "the replica reopened by the restart", func() bool { rep = localPart(back, "disk"); return rep != nil })
 	waitUntil(t, "the reopened replica caught up", func() bool { return rep.Partition().HighWatermark() == int64(n) })
 }
+
+// TestStalledLeaderDiskHandsOver: a leader whose disk stalls stops
+// replicating (its heartbeats would otherwise keep the followers from
+// electing anyone while it waits on fsync), so the other two elect a
+// leader and take writes while the stall lasts; when the disk resumes the
+// old leader follows and catches up.
+func TestStalledLeaderDiskHandsOver(t *testing.T) {
+	bs := startCluster(t, 3, 3, func(c *config.Config) { c.DebugFaultFS = true; c.AutoLeaderRebalance = false })
+	var seeds []string
+	for _, b := range bs {
+		seeds = append(seeds, b.KafkaAddr())
+	}
+	// A produce sent to the stalled leader hangs until the request
+	// times out; a short timeout makes the client retry on the new one.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("stall"), kgo.RecordRetries(1<<30),
+		kgo.ProduceRequestTimeout(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if r, err := kadm.NewClient(cl).CreateTopic(ctx(t), 1, 3, nil, "stall"); err != nil || r.Err != nil {
+		t.Fatalf("create: %v %v", err, r.Err)
+	}
+	n := 0
+	produce := func(k int) {
+		t.Helper()
+		c, cancel := context.WithTimeout(ctx(t), time.Minute)
+		defer cancel()
+		for range k {
+			if err := cl.ProduceSync(c, &kgo.Record{Value: []byte{byte(n)}}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+	}
+	var victim *Broker
+	waitUntil(t, "a leader of stall/0", func() bool {
+		for _, b := range bs {
+			if rep := localPart(b, "stall"); rep != nil && rep.Ready() {
+				victim = b
+				return true
+			}
+		}
+		return false
+	})
+	produce(10)
+	if code, raw := call(t, victim, "POST", "/debug/fs/stall", nil, nil); code != http.StatusOK {
+		t.Fatalf("stall: %d %s", code, raw)
+	}
+	// The stall lasts until the records below are acknowledged: by
+	// another leader, since the stalled one cannot fsync.
+	produce(10)
+	if rep := localPart(victim, "stall"); rep != nil && rep.Ready() {
+		t.Fatal("the stalled broker still leads after others acknowledged writes")
+	}
+	if code, raw := call(t, victim, "POST", "/debug/fs/resume", nil, nil); code != http.StatusOK {
+		t.Fatalf("resume: %d %s", code, raw)
+	}
+	produce(5)
+	rep := localPart(victim, "stall")
+	waitUntil(t, "the once stalled replica caught up", func() bool { return rep.Partition().HighWatermark() == int64(n) })
+}

@@ -51,6 +51,19 @@ type LogStore struct {
 
 	tail   tailCache
 	closed atomic.Bool
+
+	// storing is when the StoreLogs under way began (unix nanoseconds),
+	// 0 when none is; stallAfter is how long one may take before Stalled
+	// says so (0: never).
+	storing    atomic.Int64
+	stallAfter time.Duration
+}
+
+// Stalled reports whether a StoreLogs has been waiting on the log (its
+// write or fsync) for longer than the stall timeout: the disk is stalled.
+func (s *LogStore) Stalled() bool {
+	start := s.storing.Load()
+	return start != 0 && s.stallAfter > 0 && time.Since(time.Unix(0, start)) > s.stallAfter
 }
 
 // tailCacheBytes bounds the payload bytes of the entries a LogStore keeps
@@ -245,7 +258,14 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		entries[i] = e
 	}
 	gen := s.log.Generation()
-	if err := s.log.StoreEntries(entries); err != nil {
+	start := time.Now()
+	s.storing.Store(start.UnixNano())
+	err := s.log.StoreEntries(entries)
+	s.storing.Store(0)
+	if took := time.Since(start); s.stallAfter > 0 && took > s.stallAfter {
+		s.lg.Warn().Dur("took", took).Msg("log append stalled: replication from this replica was held meanwhile")
+	}
+	if err != nil {
 		s.tail.drop()
 		return fmt.Errorf("replication: store logs %d-%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
 	}

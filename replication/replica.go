@@ -181,7 +181,10 @@ func (r *Replica) start() error {
 		}
 	}
 	r.rc = rc
-	r.trans = keepOpen(cfg.Transport)
+	// A local append waiting longer than three heartbeat timeouts is a
+	// stalled disk, not a slow one (keepOpen).
+	r.store.stallAfter = 3 * rc.HeartbeatTimeout
+	r.trans = keepOpen(cfg.Transport, r.store.Stalled)
 	rf, err := raft.NewRaft(rc, r.fsm, r.store, cfg.Stable, r.snaps, r.trans)
 	if err != nil {
 		return fmt.Errorf("replication: start raft: %w", err)
@@ -285,17 +288,47 @@ func await(f raft.Future, gone <-chan struct{}) error {
 // keepOpen returns t without its raft.WithClose: raft's Shutdown closes a
 // transport that has it, and a restart runs a new raft over the same one.
 // Close closes it instead. WithPreVote is kept (raft checks for it).
-func keepOpen(t raft.Transport) raft.Transport {
+//
+// It also holds replication while stalled reports true (this replica's
+// log append has been waiting on the disk too long): a leader whose disk
+// stalls blocks in StoreLogs, but hashicorp/raft's heartbeats go on from
+// other goroutines, so followers would never elect another leader. With
+// its AppendEntries refused they time out and do; the stalled leader
+// steps down when its append returns and it hears the new term.
+func keepOpen(t raft.Transport, stalled func() bool) raft.Transport {
+	h := holdable{t, stalled}
 	if pv, ok := t.(raft.WithPreVote); ok {
-		return transportPreVote{t, pv}
+		return transportPreVote{h, pv}
 	}
-	return transportOnly{t}
+	return transportOnly{h}
 }
 
-type transportOnly struct{ raft.Transport }
+// errStalled fails replication RPCs of a replica whose disk is stalled.
+var errStalled = errors.New("replication: local log append stalled; not replicating")
+
+type holdable struct {
+	raft.Transport
+	stalled func() bool
+}
+
+func (t holdable) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	if t.stalled() {
+		return errStalled
+	}
+	return t.Transport.AppendEntries(id, target, args, resp)
+}
+
+func (t holdable) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
+	if t.stalled() {
+		return nil, errStalled
+	}
+	return t.Transport.AppendEntriesPipeline(id, target)
+}
+
+type transportOnly struct{ holdable }
 
 type transportPreVote struct {
-	raft.Transport
+	holdable
 	pv raft.WithPreVote
 }
 
