@@ -102,22 +102,5 @@ func TestDebugFaultFSPowerLoss(t *testing.T) {
 	if code := debugFS(t, httpAddr, "POST", "/debug/fs/stall"); code != http.StatusNotFound {
 		t.Fatalf("POST /debug/fs/stall without the flag: %d, want 404", code)
 	}
-	cons, err := kgo.NewClient(kgo.SeedBrokers(kafka), kgo.ConsumeTopics("power"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Close()
-	var got []string
-	for len(got) < 200 {
-		fs := cons.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read back %d of 200 acknowledged records after the power loss", len(got))
-		}
-		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
-	}
-	for i, v := range got {
-		if v != fmt.Sprint(i) {
-			t.Fatalf("record %d is %q", i, v)
-		}
-	}
+	readNumbered(ctx, t, kafka, "power", 200) // every acknowledged record, after the power loss
 }

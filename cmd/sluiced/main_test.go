@@ -128,16 +128,23 @@ func TestSigtermShutsDownCleanlyAndDataSurvives(t *testing.T) {
 
 	cmd, _ = start(t, dir, kafka)
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	cons, err := kgo.NewClient(kgo.SeedBrokers(kafka), kgo.ConsumeTopics("signups"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	readNumbered(ctx, t, kafka, "signups", 100)
+}
+
+// readNumbered reads topic from its start and checks it holds exactly
+// the records "0" .. n-1, in order.
+func readNumbered(ctx context.Context, t *testing.T, kafka, topic string, n int) {
+	t.Helper()
+	cons, err := kgo.NewClient(kgo.SeedBrokers(kafka), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cons.Close()
 	var got []string
-	for len(got) < 100 {
+	for len(got) < n {
 		fs := cons.PollFetches(ctx)
 		if ctx.Err() != nil {
-			t.Fatalf("read back %d of 100 records", len(got))
+			t.Fatalf("read back %d of %d records of %s", len(got), n, topic)
 		}
 		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
 	}
