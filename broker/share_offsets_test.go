@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"strconv"
@@ -344,22 +343,7 @@ func TestShareGroupOffsetsSurviveLeaderChange(t *testing.T) {
 	if err != nil || res.Error() != nil {
 		t.Fatalf("alter: %v %v", err, res.Error())
 	}
-	var leader *Broker
-	for _, b := range bs {
-		if p := b.reg.get("tasks").partition(0); p != nil && p.IsLeader() {
-			leader = b
-		}
-	}
-	if leader == nil {
-		t.Fatal("no leader")
-	}
-	leader.Shutdown(context.Background())
-	var alive *Broker
-	for _, b := range bs {
-		if b != leader {
-			alive = b
-		}
-	}
+	alive := stopTasksLeader(t, bs)
 	adm := kadm.NewClient(newClient(t, alive))
 	waitFor(t, 60*time.Second, "the new leader answers", func() bool {
 		o, err := shareOffset(t, adm, "crew", "tasks")

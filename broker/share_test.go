@@ -320,22 +320,7 @@ func TestShareGroupSurvivesLeaderLoss(t *testing.T) {
 		defer mu.Unlock()
 		return len(accepted) >= 50
 	})
-	var leader *Broker
-	for _, b := range bs {
-		if p := b.reg.get("tasks").partition(0); p != nil && p.IsLeader() {
-			leader = b
-		}
-	}
-	if leader == nil {
-		t.Fatal("no leader")
-	}
-	leader.Shutdown(context.Background())
-	var alive *Broker
-	for _, b := range bs {
-		if b != leader {
-			alive = b
-		}
-	}
+	alive := stopTasksLeader(t, bs)
 	cl2 := newClient(t, alive)
 	var recs []*kgo.Record
 	for i := 300; i < 400; i++ {
@@ -465,4 +450,26 @@ func TestShareRenewKeepsTheLock(t *testing.T) {
 	if deliveries != 1 {
 		t.Errorf("the record was delivered %d times although its lock was renewed", deliveries)
 	}
+}
+
+// stopTasksLeader shuts down the broker leading tasks/0 and returns one of
+// the brokers still running.
+func stopTasksLeader(t *testing.T, bs map[int32]*Broker) (alive *Broker) {
+	t.Helper()
+	var leader *Broker
+	for _, b := range bs {
+		if p := b.reg.get("tasks").partition(0); p != nil && p.IsLeader() {
+			leader = b
+		}
+	}
+	if leader == nil {
+		t.Fatal("no leader")
+	}
+	leader.Shutdown(context.Background())
+	for _, b := range bs {
+		if b != leader {
+			alive = b
+		}
+	}
+	return alive
 }
