@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -271,52 +272,69 @@ func TestDamageFoundWhileRunningClosesTheReplica(t *testing.T) {
 	}
 }
 
-// dmgCluster is three brokers with a topic "dmg" of one RF 3 partition in
-// 2 KiB segments, so a hundred records fill sealed segments to damage.
-type dmgCluster struct {
+// rf3Cluster is three brokers (leader balancing off) and one topic of one
+// RF 3 partition, with a producing client that retries until a leader
+// takes each record.
+type rf3Cluster struct {
 	t     *testing.T
+	topic string
 	bs    map[int32]*Broker
 	cl    *kgo.Client
 	acked []string
 }
 
-func newDmgCluster(t *testing.T) *dmgCluster {
-	bs := startCluster(t, 3, 3, func(c *config.Config) { c.AutoLeaderRebalance = false })
+func newRF3Cluster(t *testing.T, topic string, topicConfigs map[string]*string, cfg func(*config.Config), opts ...kgo.Opt) *rf3Cluster {
+	bs := startCluster(t, 3, 3, func(c *config.Config) {
+		c.AutoLeaderRebalance = false
+		if cfg != nil {
+			cfg(c)
+		}
+	})
 	var seeds []string
 	for _, b := range bs {
 		seeds = append(seeds, b.KafkaAddr())
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("dmg"), kgo.RecordRetries(1<<30))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic), kgo.RecordRetries(1 << 30)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	seg := "2048"
-	if r, err := kadm.NewClient(cl).CreateTopic(ctx(t), 1, 3, map[string]*string{"segment.bytes": &seg}, "dmg"); err != nil || r.Err != nil {
+	if r, err := kadm.NewClient(cl).CreateTopic(ctx(t), 1, 3, topicConfigs, topic); err != nil || r.Err != nil {
 		t.Fatalf("create: %v %v", err, r.Err)
 	}
-	return &dmgCluster{t: t, bs: bs, cl: cl}
+	return &rf3Cluster{t: t, topic: topic, bs: bs, cl: cl}
 }
 
-// produce writes n numbered records and remembers them as acknowledged.
-func (d *dmgCluster) produce(n int) {
+// newDmgCluster is the corruption tests' cluster: topic "dmg" in 2 KiB
+// segments, so a hundred records fill sealed segments to damage.
+func newDmgCluster(t *testing.T) *rf3Cluster {
+	seg := "2048"
+	return newRF3Cluster(t, "dmg", map[string]*string{"segment.bytes": &seg}, nil)
+}
+
+// produce writes n numbered records, each within a minute, and remembers
+// them as acknowledged.
+func (d *rf3Cluster) produce(n int) {
 	d.t.Helper()
+	c, cancel := context.WithTimeout(ctx(d.t), time.Minute)
+	defer cancel()
 	for range n {
-		v := fmt.Sprintf("dmg-%04d-%s", len(d.acked), strings.Repeat("x", 100))
-		if err := d.cl.ProduceSync(ctx(d.t), &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+		v := fmt.Sprintf("%s-%04d-%s", d.topic, len(d.acked), strings.Repeat("x", 100))
+		if err := d.cl.ProduceSync(c, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
 			d.t.Fatal(err)
 		}
 		d.acked = append(d.acked, v)
 	}
 }
 
-// leader waits for a ready leader of dmg/0 and returns its broker.
-func (d *dmgCluster) leader() *Broker {
+// leader waits for a ready leader of the topic's partition and returns
+// its broker.
+func (d *rf3Cluster) leader() *Broker {
 	d.t.Helper()
 	var ld *Broker
-	waitUntil(d.t, "a leader of dmg/0", func() bool {
+	waitUntil(d.t, "a leader of "+d.topic+"/0", func() bool {
 		for _, b := range d.bs {
-			if rep := localPart(b, "dmg"); rep != nil && rep.IsLeader() && rep.Ready() {
+			if rep := localPart(b, d.topic); rep != nil && rep.IsLeader() && rep.Ready() {
 				ld = b
 				return true
 			}

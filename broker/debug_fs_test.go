@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicemq/sluice/broker/config"
@@ -120,42 +119,8 @@ func TestDebugFSStallAndFail(t *testing.T) {
 // take writes; the failed broker does not reopen it after its disk heals,
 // only after a restart, and then catches up.
 func TestFailedDiskTakesReplicaOutOfRaft(t *testing.T) {
-	bs := startCluster(t, 3, 3, func(c *config.Config) { c.DebugFaultFS = true; c.AutoLeaderRebalance = false })
-	var seeds []string
-	for _, b := range bs {
-		seeds = append(seeds, b.KafkaAddr())
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("disk"), kgo.RecordRetries(1<<30))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if r, err := kadm.NewClient(cl).CreateTopic(ctx(t), 1, 3, nil, "disk"); err != nil || r.Err != nil {
-		t.Fatalf("create: %v %v", err, r.Err)
-	}
-	n := 0
-	produce := func(k int) {
-		t.Helper()
-		for range k {
-			if err := cl.ProduceSync(ctx(t), &kgo.Record{Value: []byte{byte(n)}}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-			n++
-		}
-	}
-	leader := func() *Broker {
-		var ld *Broker
-		waitUntil(t, "a leader of disk/0", func() bool {
-			for _, b := range bs {
-				if rep := localPart(b, "disk"); rep != nil && rep.Ready() {
-					ld = b
-					return true
-				}
-			}
-			return false
-		})
-		return ld
-	}
+	d := newRF3Cluster(t, "disk", nil, func(c *config.Config) { c.DebugFaultFS = true })
+	bs, produce, leader := d.bs, d.produce, d.leader
 	produce(20)
 	victim := leader()
 	if code, raw := call(t, victim, "POST", "/debug/fs/fail", nil, nil); code != http.StatusOK {
@@ -183,7 +148,7 @@ func TestFailedDiskTakesReplicaOutOfRaft(t *testing.T) {
 	bs[id] = back
 	var rep replica
 	waitUntil(t, "the replica reopened by the restart", func() bool { rep = localPart(back, "disk"); return rep != nil })
-	waitUntil(t, "the reopened replica caught up", func() bool { return rep.Partition().HighWatermark() == int64(n) })
+	waitUntil(t, "the reopened replica caught up", func() bool { return rep.Partition().HighWatermark() == int64(len(d.acked)) })
 }
 
 // TestStalledLeaderDiskHandsOver: a leader whose disk stalls stops
@@ -192,44 +157,12 @@ func TestFailedDiskTakesReplicaOutOfRaft(t *testing.T) {
 // leader and take writes while the stall lasts; when the disk resumes the
 // old leader follows and catches up.
 func TestStalledLeaderDiskHandsOver(t *testing.T) {
-	bs := startCluster(t, 3, 3, func(c *config.Config) { c.DebugFaultFS = true; c.AutoLeaderRebalance = false })
-	var seeds []string
-	for _, b := range bs {
-		seeds = append(seeds, b.KafkaAddr())
-	}
 	// A produce sent to the stalled leader hangs until the request
 	// times out; a short timeout makes the client retry on the new one.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("stall"), kgo.RecordRetries(1<<30),
+	d := newRF3Cluster(t, "stall", nil, func(c *config.Config) { c.DebugFaultFS = true },
 		kgo.ProduceRequestTimeout(2*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if r, err := kadm.NewClient(cl).CreateTopic(ctx(t), 1, 3, nil, "stall"); err != nil || r.Err != nil {
-		t.Fatalf("create: %v %v", err, r.Err)
-	}
-	n := 0
-	produce := func(k int) {
-		t.Helper()
-		c, cancel := context.WithTimeout(ctx(t), time.Minute)
-		defer cancel()
-		for range k {
-			if err := cl.ProduceSync(c, &kgo.Record{Value: []byte{byte(n)}}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-			n++
-		}
-	}
-	var victim *Broker
-	waitUntil(t, "a leader of stall/0", func() bool {
-		for _, b := range bs {
-			if rep := localPart(b, "stall"); rep != nil && rep.Ready() {
-				victim = b
-				return true
-			}
-		}
-		return false
-	})
+	produce := d.produce
+	victim := d.leader()
 	produce(10)
 	if code, raw := call(t, victim, "POST", "/debug/fs/stall", nil, nil); code != http.StatusOK {
 		t.Fatalf("stall: %d %s", code, raw)
@@ -245,5 +178,5 @@ func TestStalledLeaderDiskHandsOver(t *testing.T) {
 	}
 	produce(5)
 	rep := localPart(victim, "stall")
-	waitUntil(t, "the once stalled replica caught up", func() bool { return rep.Partition().HighWatermark() == int64(n) })
+	waitUntil(t, "the once stalled replica caught up", func() bool { return rep.Partition().HighWatermark() == int64(len(d.acked)) })
 }
