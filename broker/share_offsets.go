@@ -373,13 +373,8 @@ func (b *Broker) describeShareGroup(rg kmsg.DescribeShareGroupOffsetsRequestGrou
 func (b *Broker) alterShareGroupOffsets(r *kmsg.AlterShareGroupOffsetsRequest) responder {
 	return func() kmsg.Response {
 		resp := r.ResponseKind().(*kmsg.AlterShareGroupOffsetsResponse)
-		members, _, ec := b.groups.ShareGroupMembers(r.GroupID, true)
-		if ec == 0 && members > 0 {
-			ec = kerr.NonEmptyGroup.Code
-			resp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("share group %q has %d members: its offsets can be altered only while it is empty", r.GroupID, members))
-		}
-		if ec != 0 {
-			resp.ErrorCode = ec
+		if _, ec, msg := b.emptyShareGroup(r.GroupID, true, "altered"); ec != 0 {
+			resp.ErrorCode, resp.ErrorMessage = ec, msg
 			return resp
 		}
 		type slot struct{ t, p int }
@@ -417,6 +412,19 @@ func (b *Broker) alterShareGroupOffsets(r *kmsg.AlterShareGroupOffsetsRequest) r
 	}
 }
 
+// emptyShareGroup checks that group has no members before its offsets
+// are changed (done: "altered" or "deleted"): NON_EMPTY_GROUP, with a
+// message, when it has some, or the coordinator's error; create makes an
+// unknown group (see ShareGroupMembers). known says whether the
+// coordinator knew the group.
+func (b *Broker) emptyShareGroup(group string, create bool, done string) (known bool, code int16, msg *string) {
+	members, known, ec := b.groups.ShareGroupMembers(group, create)
+	if ec == 0 && members > 0 {
+		return known, kerr.NonEmptyGroup.Code, kmsg.StringPtr(fmt.Sprintf("share group %q has %d members: its offsets can be %s only while it is empty", group, members, done))
+	}
+	return known, ec, nil
+}
+
 // deleteShareGroupOffsets removes an empty share group's state on whole
 // topics (a group with members is NON_EMPTY_GROUP for the whole request,
 // as in Kafka). Per topic: an unknown one, or one the group has no state
@@ -427,13 +435,9 @@ func (b *Broker) alterShareGroupOffsets(r *kmsg.AlterShareGroupOffsetsRequest) r
 func (b *Broker) deleteShareGroupOffsets(r *kmsg.DeleteShareGroupOffsetsRequest) responder {
 	return func() kmsg.Response {
 		resp := r.ResponseKind().(*kmsg.DeleteShareGroupOffsetsResponse)
-		members, known, ec := b.groups.ShareGroupMembers(r.GroupID, false)
-		if ec == 0 && members > 0 {
-			ec = kerr.NonEmptyGroup.Code
-			resp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("share group %q has %d members: its offsets can be deleted only while it is empty", r.GroupID, members))
-		}
+		known, ec, msg := b.emptyShareGroup(r.GroupID, false, "deleted")
 		if ec != 0 {
-			resp.ErrorCode = ec
+			resp.ErrorCode, resp.ErrorMessage = ec, msg
 			return resp
 		}
 		var parts []shareOffsetPart
