@@ -46,19 +46,7 @@ func readFull(t *testing.T, f File) string {
 func TestFaultMatchesOS(t *testing.T) {
 	want := opsScript(t, OS{}, t.TempDir())
 	f := NewFault()
-	got := opsScript(t, f, t.TempDir())
-	for i := range max(len(got), len(want)) {
-		var g, w string
-		if i < len(got) {
-			g = got[i]
-		}
-		if i < len(want) {
-			w = want[i]
-		}
-		if g != w {
-			t.Errorf("step %d: OS %q, Fault %q", i, w, g)
-		}
-	}
+	compareScripts(t, "Fault", want, opsScript(t, f, t.TempDir()))
 	// Every handle is closed and every file removed or synced: nothing
 	// is held but the unsynced files the script left behind.
 	if st := f.Stats(); st.Files != 0 {

@@ -1448,6 +1448,24 @@ func opsScript(t *testing.T, fsys FS, root string) []string {
 
 // TestMemMatchesOS keeps Mem's observable behaviour in line with the real
 // filesystem.
+// compareScripts reports every step where the opsScript results of name
+// differ from the OS's.
+func compareScripts(t *testing.T, name string, osSteps, steps []string) {
+	t.Helper()
+	for i := range max(len(osSteps), len(steps)) {
+		var o, g string
+		if i < len(osSteps) {
+			o = osSteps[i]
+		}
+		if i < len(steps) {
+			g = steps[i]
+		}
+		if o != g {
+			t.Errorf("step %d: OS %q, %s %q", i, o, name, g)
+		}
+	}
+}
+
 func TestMemMatchesOS(t *testing.T) {
 	dir := t.TempDir()
 	got := opsScript(t, OS{}, dir)
@@ -1457,19 +1475,7 @@ func TestMemMatchesOS(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := opsScript(t, m, dir)
-
-	for i := range max(len(got), len(want)) {
-		var g, w string
-		if i < len(got) {
-			g = got[i]
-		}
-		if i < len(want) {
-			w = want[i]
-		}
-		if g != w {
-			t.Errorf("step %d: OS %q, Mem %q", i, g, w)
-		}
-	}
+	compareScripts(t, "Mem", got, want)
 	if testing.Verbose() {
 		t.Logf("script:\n%s", strings.Join(got, "\n"))
 	}
