@@ -85,7 +85,7 @@ func TestDamagedReplicaRefusesToServeAndIsRepaired(t *testing.T) {
 		waitUntil(t, "the damaged replica failed to open", func() bool {
 			back.reg.mu.Lock()
 			defer back.reg.mu.Unlock()
-			return back.reg.failed[partKey{tid, 0}]
+			return back.reg.failed[partKey{tid, 0}] == failedOpen
 		})
 		if localPart(back, "dmg") != nil {
 			t.Fatal("the damaged replica is open")
@@ -229,7 +229,7 @@ func TestDamageFoundWhileRunningClosesTheReplica(t *testing.T) {
 	waitUntil(t, "the damaged replica closed and listed as failed", func() bool {
 		victim.reg.mu.Lock()
 		defer victim.reg.mu.Unlock()
-		return victim.reg.failed[partKey{tid, 0}] && victim.reg.replicas[partKey{tid, 0}] == nil
+		return victim.reg.failed[partKey{tid, 0}] == failedOpen && victim.reg.replicas[partKey{tid, 0}] == nil
 	})
 	if localPart(victim, "dmg") != nil {
 		t.Fatal("the damaged replica is still published")

@@ -84,7 +84,7 @@ func TestDebugFSStallAndFail(t *testing.T) {
 	waitUntil(t, "the replica closed after the failed fsync", func() bool {
 		b.reg.mu.Lock()
 		defer b.reg.mu.Unlock()
-		return len(b.reg.ioFailed) == 1 && len(b.reg.replicas) == 0
+		return countFailed(b, failedIO) == 1 && len(b.reg.replicas) == 0
 	})
 	if code, raw := call(t, b, "POST", "/debug/fs/heal", nil, &st); code != http.StatusOK || st.FailSyncs || st.FailedSyncs == 0 {
 		t.Fatalf("heal: %d %s", code, raw)
@@ -133,7 +133,7 @@ func TestFailedDiskTakesReplicaOutOfRaft(t *testing.T) {
 	waitUntil(t, "the failed replica closed", func() bool {
 		victim.reg.mu.Lock()
 		defer victim.reg.mu.Unlock()
-		return len(victim.reg.ioFailed) == 1
+		return countFailed(victim, failedIO) == 1
 	})
 	if code, raw := call(t, victim, "POST", "/debug/fs/heal", nil, nil); code != http.StatusOK {
 		t.Fatalf("heal: %d %s", code, raw)
@@ -179,4 +179,15 @@ func TestStalledLeaderDiskHandsOver(t *testing.T) {
 	produce(5)
 	rep := localPart(victim, "stall")
 	waitUntil(t, "the once stalled replica caught up", func() bool { return rep.Partition().HighWatermark() == int64(len(d.acked)) })
+}
+
+// countFailed counts b's replicas not open for reason f (b.reg.mu held).
+func countFailed(b *Broker, f failure) int {
+	n := 0
+	for _, g := range b.reg.failed {
+		if g == f {
+			n++
+		}
+	}
+	return n
 }

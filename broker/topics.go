@@ -112,9 +112,11 @@ type registry struct {
 	mu       sync.Mutex // guards replicas, configs and failed; held by reconcile
 	replicas map[partKey]replica
 	configs  map[partKey]partition.Config
-	failed   map[partKey]bool // assigned here, but the replica did not open (e.g. log.ErrCorrupt)
-	ioFailed map[partKey]bool // closed after its log failed on an I/O error: not reopened by this process
-	kick     chan struct{}    // asks reconcileLoop for another pass
+	// failed: assigned here, but not open: it did not open (e.g.
+	// log.ErrCorrupt; reconcile retries) or its log failed on an I/O error
+	// (not reopened by this process; see watchDamage).
+	failed map[partKey]failure
+	kick   chan struct{} // asks reconcileLoop for another pass
 
 	idMu      sync.Mutex
 	ident     identity
@@ -163,7 +165,7 @@ func writeIdentity(dir string, id identity) error {
 func newRegistry(b *Broker, ident identity, defaults map[string]string) *registry {
 	r := &registry{
 		b: b, dir: b.cfg.DataDir, defaults: defaults, lg: b.lg.With().Str("component", "registry").Logger(),
-		replicas: map[partKey]replica{}, configs: map[partKey]partition.Config{}, failed: map[partKey]bool{}, ioFailed: map[partKey]bool{}, kick: make(chan struct{}, 1), ident: ident,
+		replicas: map[partKey]replica{}, configs: map[partKey]partition.Config{}, failed: map[partKey]failure{}, kick: make(chan struct{}, 1), ident: ident,
 	}
 	r.cur.Store(&view{state: &controller.State{}, topics: map[string]*topic{}, ids: map[[16]byte]*topic{}})
 	return r
@@ -258,13 +260,13 @@ func (r *registry) reconcile(st *controller.State) bool {
 				}
 				continue
 			}
-			if r.ioFailed[k] {
+			if r.failed[k] == failedIO {
 				continue // see watchDamage: only a restart or a move off and back
 			}
 			rep, err := r.openReplica(st, t, int32(i), a, cfg)
 			if err != nil {
 				r.lg.Error().Err(err).Str("topic", t.Name).Int("partition", i).Msg("open replica")
-				r.failed[k] = true
+				r.failed[k] = failedOpen
 				ok = false
 				continue
 			}
@@ -294,12 +296,6 @@ func (r *registry) reconcile(st *controller.State) bool {
 	// A replica that never opened (a damaged log refuses to) is removed
 	// too once it is moved off: moving it back then starts it empty, to
 	// be repaired from its peers, instead of reopening the damage.
-	for k := range r.ioFailed {
-		if !want[k] {
-			delete(r.ioFailed, k)
-			r.failed[k] = true // removed below like any replica that never opened
-		}
-	}
 	for k := range r.failed {
 		if want[k] {
 			continue
@@ -351,11 +347,11 @@ func (r *registry) watchDamage(k partKey, name string, rep replica) {
 	if ioFailed {
 		r.lg.Error().Str("topic", name).Int32("partition", k.p).
 			Msg("replica's log failed on an I/O error: replica closed until this broker restarts (or the replica is moved off and back)")
-		r.ioFailed[k] = true
+		r.failed[k] = failedIO
 	} else {
 		r.lg.Error().Str("topic", name).Int32("partition", k.p).
 			Msg("replica's stored data is corrupt: replica closed until repaired (move it off this broker and back)")
-		r.failed[k] = true
+		r.failed[k] = failedOpen
 	}
 	delete(r.replicas, k)
 	delete(r.configs, k)
@@ -366,6 +362,14 @@ func (r *registry) watchDamage(k partKey, name string, rep replica) {
 	r.b.mux.RemoveGroup(groupID(k.id, k.p))
 	r.kickReconcile()
 }
+
+// failure is why a replica assigned here is not open.
+type failure uint8
+
+const (
+	failedOpen failure = iota + 1 // the open failed (a damaged log refuses to); retried
+	failedIO                      // its log failed on an I/O error; not reopened by this process
+)
 
 // kickReconcile asks for a reconcile pass soon.
 func (r *registry) kickReconcile() {
