@@ -131,16 +131,22 @@ func TestControllerGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return n4.ctrl.State().Topic("a") != nil })
-	cfg := nodes[0].ctrl.Raft().GetConfiguration()
-	if err := cfg.Error(); err != nil {
-		t.Fatal(err)
-	}
+	// nodes[0] may be a follower that has not yet stored the
+	// configuration change adding broker 4: wait until it lists it.
 	var suffrage raft.ServerSuffrage = -1
-	for _, s := range cfg.Configuration().Servers {
-		if s.ID == "4" {
-			suffrage = s.Suffrage
+	waitFor(t, func() bool {
+		cfg := nodes[0].ctrl.Raft().GetConfiguration()
+		if err := cfg.Error(); err != nil {
+			t.Fatal(err)
 		}
-	}
+		for _, s := range cfg.Configuration().Servers {
+			if s.ID == "4" {
+				suffrage = s.Suffrage
+				return true
+			}
+		}
+		return false
+	})
 	if suffrage != raft.Nonvoter {
 		t.Fatalf("broker 4 suffrage %v, want nonvoter", suffrage)
 	}
