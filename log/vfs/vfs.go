@@ -53,6 +53,14 @@ type VectorWriter interface {
 	WritevAt(bufs [][]byte, off int64) (int, error)
 }
 
+// CacheDropper is a File whose page cache can be dropped: the kernel is
+// told the bytes [off, off+n) will not be read soon. Dirty pages are not
+// dropped, so callers advise only synced ranges. Advice only: data is
+// never lost by it.
+type CacheDropper interface {
+	DropCache(off, n int64) error
+}
+
 // WritevAt writes bufs one after another starting at off: in one call when
 // f is a VectorWriter, else buffer by buffer. A short total is an error.
 func WritevAt(f File, bufs [][]byte, off int64) (int, error) {

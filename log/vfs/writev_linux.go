@@ -40,3 +40,8 @@ func (f *osFile) WritevAt(bufs [][]byte, off int64) (int, error) {
 	}
 	return total, nil
 }
+
+// DropCache tells the kernel the page cache of [off, off+n) is not needed.
+func (f *osFile) DropCache(off, n int64) error {
+	return unix.Fadvise(int(f.Fd()), off, n, unix.FADV_DONTNEED)
+}
