@@ -30,6 +30,11 @@ type Options struct {
 	// MaxGroupBytes caps the bytes written between two fsyncs of one group
 	// commit; default 16 MiB.
 	MaxGroupBytes int
+	// CacheWindow, when positive, keeps only about this many bytes behind
+	// the active segment's end in the page cache: older bytes, once
+	// fsynced, are dropped (posix_fadvise DONTNEED where the file supports
+	// it). Zero leaves the page cache to the kernel.
+	CacheWindow int64
 	// VerifyOnOpen CRC-walks every sealed segment on open, not only the
 	// active one. Slower to open; finds latent damage early.
 	VerifyOnOpen bool
@@ -72,6 +77,8 @@ func (o *Options) withDefaults() (Options, error) {
 		return c, fmt.Errorf("log: MaxEntryBytes %d out of range [0, 1 GiB)", c.MaxEntryBytes)
 	case c.MaxGroupBytes < 0:
 		return c, fmt.Errorf("log: negative MaxGroupBytes %d", c.MaxGroupBytes)
+	case c.CacheWindow < 0:
+		return c, fmt.Errorf("log: negative CacheWindow %d", c.CacheWindow)
 	}
 	return c, nil
 }
