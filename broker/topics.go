@@ -433,7 +433,7 @@ func (r *registry) openReplica(st *controller.State, t *controller.TopicState, p
 	}
 	rep, err := replication.OpenReplica(replication.ReplicaConfig{
 		Dir: r.partDir(t.ID, p), Topic: t.Name, Partition: p, Config: cfg,
-		Options:   partition.Options{Logger: &plg, FS: r.b.debugFS.partitionFS()},
+		Options:   partition.Options{Logger: &plg, FS: r.b.debugFS.partitionFS(), CacheWindow: r.b.cfg.PageCacheWindow},
 		ID:        raft.ServerID(strconv.Itoa(int(r.b.cfg.NodeID))),
 		Transport: r.b.mux.Group(gid),
 		Stable:    r.b.stable.Group(gid),

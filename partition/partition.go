@@ -87,6 +87,7 @@ type Options struct {
 	Logger       *zerolog.Logger
 	Now          func() time.Time // default time.Now
 	MaxProducers int              // idempotent producers remembered; default 10000
+	CacheWindow  int64            // log.Options.CacheWindow: synced bytes kept in the page cache; 0 all
 }
 
 // Partition is one partition of one topic. It is safe for concurrent use.
@@ -141,7 +142,7 @@ func OpenReplicated(dir, topic string, index int32, cfg Config, opts Options) (*
 	// open and surface only at read. It costs one CRC read of the log.
 	l, err := log.Open(dir, log.Options{
 		FS: opts.FS, Logger: &lg, SegmentBytes: cfg.SegmentBytes, SegmentAge: cfg.SegmentAge, Now: opts.Now,
-		VerifyOnOpen: true,
+		VerifyOnOpen: true, CacheWindow: opts.CacheWindow,
 	})
 	if err != nil {
 		return nil, err

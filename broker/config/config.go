@@ -156,6 +156,12 @@ type Config struct {
 	// so half-sent frames cannot hold connections and buffers forever.
 	ConnectionsMaxIdle time.Duration `yaml:"connections_max_idle"`
 
+	// PageCacheWindow is how many bytes behind each partition log's end
+	// stay in the page cache once fsynced; older ones are dropped, so the
+	// cache recycles its pages instead of growing (see log.Options.CacheWindow).
+	// 0 leaves the page cache to the kernel, as Kafka does.
+	PageCacheWindow int64 `yaml:"page_cache_window"`
+
 	// DebugFaultFS opens every partition log on vfs.Fault, which keeps
 	// unsynced data in process memory (a SIGKILL then loses it, as a power
 	// loss would) and whose disk faults the HTTP endpoints under /debug/fs
@@ -220,6 +226,7 @@ func Default() Config {
 		ShutdownTimeout:    30 * time.Second,
 		FetchMaxWaitMax:    30 * time.Second,
 		ConnectionsMaxIdle: 10 * time.Minute,
+		PageCacheWindow:    8 << 20,
 	}
 }
 
@@ -484,6 +491,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ConnectionsMaxIdle < time.Second {
 		bad("connections_max_idle", c.ConnectionsMaxIdle, "must be >= 1s")
+	}
+	if c.PageCacheWindow < 0 {
+		bad("page_cache_window", c.PageCacheWindow, "must be >= 0 (0 keeps everything cached)")
 	}
 	if c.FetchMaxWaitMax < time.Millisecond {
 		bad("fetch_max_wait_max", c.FetchMaxWaitMax, "must be >= 1ms")

@@ -37,7 +37,7 @@ func TestDefaultValues(t *testing.T) {
 		MaxMessageBytes: 1048588, MessageTimestampType: "CreateTime", CleanupPolicy: "delete",
 		RetentionCheckInterval: 5 * time.Minute, LogLevel: "info", LogFormat: "auto",
 		ShutdownTimeout: 30 * time.Second, FetchMaxWaitMax: 30 * time.Second,
-		ConnectionsMaxIdle: 10 * time.Minute,
+		ConnectionsMaxIdle: 10 * time.Minute, PageCacheWindow: 8 << 20,
 	}
 	if c != want {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", c, want)
@@ -115,6 +115,7 @@ func TestValidateEachField(t *testing.T) {
 		{"shutdown_timeout", "-1s", func(c *Config) { c.ShutdownTimeout = -time.Second }},
 		{"fetch_max_wait_max", "0s", func(c *Config) { c.FetchMaxWaitMax = 0 }},
 		{"connections_max_idle", "500ms", func(c *Config) { c.ConnectionsMaxIdle = 500 * time.Millisecond }},
+		{"page_cache_window", "-1", func(c *Config) { c.PageCacheWindow = -1 }},
 	}
 	tested := map[string]bool{}
 	for _, tt := range tests {

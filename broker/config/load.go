@@ -165,6 +165,10 @@ var options = []option{
 		func(fs *pflag.FlagSet, c *Config, n, u string) {
 			fs.DurationVar(&c.ConnectionsMaxIdle, n, c.ConnectionsMaxIdle, u)
 		}},
+	{"page_cache_window", "bytes behind each partition log's end kept in the page cache once fsynced; older pages are dropped so the cache reuses them instead of growing (8388608 is 8 MiB); 0 leaves caching to the kernel",
+		func(fs *pflag.FlagSet, c *Config, n, u string) {
+			fs.Int64Var(&c.PageCacheWindow, n, c.PageCacheWindow, u)
+		}},
 }
 
 func flagName(key string) string { return strings.ReplaceAll(key, "_", "-") }

@@ -71,6 +71,7 @@ var layerValues = map[string][3]string{
 	"shutdown_timeout":                 {"10s", "20s", "1m"},
 	"fetch_max_wait_max":               {"1s", "2s", "3s"},
 	"connections_max_idle":             {"1m", "2m", "3m"},
+	"page_cache_window":                {"0", "1048576", "67108864"},
 }
 
 // with returns Default() with option key set from text as a flag would.
