@@ -116,6 +116,21 @@ func (c *replicaCluster) stop(nd *replicaNode) {
 	nd.r = nil
 }
 
+// restartFromSnapshots has every replica take a raft snapshot, stops them
+// all, then starts them all: each restores from its snapshot.
+func (c *replicaCluster) restartFromSnapshots() {
+	c.t.Helper()
+	for _, nd := range c.nodes {
+		if err := nd.r.Raft().Snapshot().Error(); err != nil {
+			c.t.Fatal(err)
+		}
+		c.stop(nd)
+	}
+	for _, nd := range c.nodes {
+		c.start(nd)
+	}
+}
+
 // nodesSnapshot returns the running replicas, for goroutines that run
 // while the test stops and starts them (under c.mu).
 func (c *replicaCluster) nodesSnapshot() []*Replica {

@@ -171,15 +171,7 @@ func TestReplicaShareState(t *testing.T) {
 		return true
 	})
 	check("after apply")
-	for _, nd := range c.nodes {
-		if err := nd.r.Raft().Snapshot().Error(); err != nil {
-			t.Fatal(err)
-		}
-		c.stop(nd)
-	}
-	for _, nd := range c.nodes {
-		c.start(nd)
-	}
+	c.restartFromSnapshots()
 	check("after a restart from snapshots")
 }
 
@@ -241,15 +233,7 @@ func TestReplicaShareReset(t *testing.T) {
 		}
 	}
 	check("after apply")
-	for _, nd := range c.nodes {
-		if err := nd.r.Raft().Snapshot().Error(); err != nil {
-			t.Fatal(err)
-		}
-		c.stop(nd)
-	}
-	for _, nd := range c.nodes {
-		c.start(nd)
-	}
+	c.restartFromSnapshots()
 	check("after a restart from snapshots")
 	for _, nd := range c.nodes {
 		if !nd.r.IsLeader() {
