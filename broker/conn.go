@@ -160,7 +160,7 @@ func (c *conn) finish(p pending, buf []byte) (net.Buffers, []byte, func(), bool)
 	if resp != nil {
 		code = responseCode(resp)
 	}
-	c.b.metrics.ObserveRequest(apiName(p.hdr.Key), code, time.Since(p.start))
+	c.b.metrics.ObserveRequest(protocol.NameForKey(p.hdr.Key), code, time.Since(p.start))
 	if resp == nil || closeConn {
 		return nil, buf, release, closeConn
 	}
@@ -171,11 +171,4 @@ func (c *conn) finish(p pending, buf []byte) (net.Buffers, []byte, func(), bool)
 		return nil, buf, release, true
 	}
 	return frame, buf, release, false
-}
-
-func apiName(key int16) string {
-	if r := protocol.NewRequest(key); r != nil {
-		return protocol.NameForKey(key)
-	}
-	return "Unknown"
 }
