@@ -47,7 +47,7 @@ func (b *Broker) shareNotePartition(t *topic, groupID string, member *string, p 
 	case !t.has(p):
 		return kerr.UnknownTopicOrPartition.Code
 	}
-	h, err := b.share.led(groupID, t, p)
+	h, err := b.share.entry(groupID, t, p, false)
 	switch {
 	case err != nil:
 		return code(err)
@@ -55,22 +55,4 @@ func (b *Broker) shareNotePartition(t *topic, groupID string, member *string, p 
 		return kerr.InvalidRecordState.Code // no share-partition here: nothing is acquired
 	}
 	return ackCode(h.note(member, notes))
-}
-
-// led returns the share-partition of group on partition p of t if this
-// broker leads p and already hosts it, nil if it does not host it (so
-// that a note, which needs an acquired record, creates nothing), and
-// NOT_LEADER_OR_FOLLOWER if it does not lead p.
-func (m *shareManager) led(group string, t *topic, p int32) (*shareHost, error) {
-	rep := t.partition(p)
-	if rep == nil || !rep.Ready() {
-		return nil, kerr.NotLeaderForPartition
-	}
-	_, term := rep.Leader()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if h := m.hosts[shareKey{group, t.id, p}]; h != nil && h.term == term && h.rep == rep {
-		return h, nil
-	}
-	return nil, nil
 }

@@ -80,7 +80,9 @@ func (b *Broker) handle(c *conn, req *protocol.Request, frame []byte) responder 
 	case *kmsg.DeleteShareGroupOffsetsRequest:
 		return b.deleteShareGroupOffsets(r)
 	case *sluiceapi.ShareNoteRequest:
-		return now(b.shareNote(r))
+		// A note takes the share-partition's lock, which an ack holds
+		// across its raft commit: run it off the connection's reader.
+		return func() kmsg.Response { return b.shareNote(r) }
 	}
 	// protocol.Decode only returns supported keys; this is a programming error.
 	c.lg.Error().Int16("api_key", req.Header.Key).Msg("no handler for a supported API")

@@ -92,7 +92,7 @@ func (m *shareManager) shareConfig(group string) (cfg share.Config, values map[s
 // host returns the share-partition of group on partition p of t, built
 // from the committed state when this broker starts leading it.
 func (m *shareManager) host(group string, t *topic, p int32) (*shareHost, error) {
-	h, err := m.entry(group, t, p)
+	h, err := m.entry(group, t, p, true)
 	if err != nil {
 		return nil, err
 	}
@@ -102,8 +102,10 @@ func (m *shareManager) host(group string, t *topic, p int32) (*shareHost, error)
 }
 
 // entry returns the share-partition of group on partition p of t if this
-// broker leads p, without building its working copy.
-func (m *shareManager) entry(group string, t *topic, p int32) (*shareHost, error) {
+// broker leads p, without building its working copy. Unless create, a
+// share-partition not hosted yet (or hosted for an older term) is nil: a
+// note, which needs an acquired record, creates nothing.
+func (m *shareManager) entry(group string, t *topic, p int32, create bool) (*shareHost, error) {
 	rep := t.partition(p)
 	if rep == nil || !rep.Ready() {
 		return nil, kerr.NotLeaderForPartition
@@ -114,6 +116,9 @@ func (m *shareManager) entry(group string, t *topic, p int32) (*shareHost, error
 	defer m.mu.Unlock()
 	h := m.hosts[k]
 	if h == nil || h.term != term || h.rep != rep {
+		if !create {
+			return nil, nil
+		}
 		h = &shareHost{key: k, name: t.name, rep: rep, term: term, wake: make(chan struct{})}
 		m.hosts[k] = h
 	}

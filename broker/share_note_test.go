@@ -147,7 +147,7 @@ func TestShareNoteDeadLetterError(t *testing.T) {
 		sluiceapi.ShareNote{Offset: 7, DeliveryCount: 1, Text: "refused"}); top != 0 || pe != kerr.InvalidRecordState.Code {
 		t.Fatalf("mixed notes: codes %d/%d, want INVALID_RECORD_STATE for the one refused", top, pe)
 	}
-	h, err := b.share.led("billing", b.reg.get("orders"), 0)
+	h, err := b.share.entry("billing", b.reg.get("orders"), 0, false)
 	if err != nil || h == nil {
 		t.Fatalf("share-partition: %v", err)
 	}

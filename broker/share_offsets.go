@@ -142,7 +142,7 @@ func (m *shareManager) describeOffset(group string, t *topic, sp shareOffsetPart
 // high watermark nothing yet (Kafka's reset tools stop at the latest
 // offset too). It returns the start set.
 func (m *shareManager) setStart(group string, t *topic, p int32, start int64) (int64, error) {
-	h, err := m.entry(group, t, p)
+	h, err := m.entry(group, t, p, true)
 	if err != nil {
 		return -1, err
 	}
@@ -168,7 +168,7 @@ func (m *shareManager) deleteState(group string, t *topic, p int32) (bool, error
 	if _, ok := rep.Partition().ShareStats(group); !ok {
 		return false, nil
 	}
-	h, err := m.entry(group, t, p)
+	h, err := m.entry(group, t, p, true)
 	if err != nil {
 		return false, err
 	}
