@@ -966,11 +966,11 @@ func (l *Log) syncActive() error {
 	if err := w.seg.file.Sync(); err != nil {
 		return fmt.Errorf("log: fsync %s: %w", w.seg.path, err)
 	}
-	l.dropSynced()
 	l.mu.Lock()
 	s := w.seg
 	s.size, s.last, s.next, s.maxTs, s.index = w.pos, w.last, w.next, w.maxTs, w.index
 	l.mu.Unlock()
+	l.dropSynced() // after publishing: readers need not wait for the advice
 	return nil
 }
 
