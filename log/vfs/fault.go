@@ -786,9 +786,9 @@ func (h *faultFile) Sync() error {
 		return fmt.Errorf("vfs: sync %s: %w", h.name, err)
 	}
 	// Outside the lock, so that reads and writes go on during the fsync.
-	// A concurrent Close or Crash may close target: fdatasyncConn keeps
+	// A concurrent Close or Crash may close target: fdatasync keeps
 	// the descriptor open meanwhile.
-	if err := fdatasyncConn(target); err != nil {
+	if err := fdatasync(target); err != nil {
 		return err
 	}
 	f.syncs.Add(1)

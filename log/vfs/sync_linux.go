@@ -6,22 +6,10 @@ import (
 )
 
 // fdatasync flushes data and the metadata needed to read it back (the size),
-// skipping timestamps, which is all an append-only log needs.
+// skipping timestamps, which is all an append-only log needs. It goes
+// through f's SyscallConn, which keeps the descriptor open until it
+// returns, so a concurrent Close (the fault filesystem's Crash) is safe.
 func fdatasync(f *os.File) error {
-	for {
-		err := syscall.Fdatasync(int(f.Fd()))
-		if err != syscall.EINTR {
-			if err != nil {
-				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
-			}
-			return nil
-		}
-	}
-}
-
-// fdatasyncConn is fdatasync through f's SyscallConn, which keeps the
-// descriptor open until it returns, so a concurrent Close is safe.
-func fdatasyncConn(f *os.File) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
