@@ -1446,8 +1446,6 @@ func opsScript(t *testing.T, fsys FS, root string) []string {
 	return out
 }
 
-// TestMemMatchesOS keeps Mem's observable behaviour in line with the real
-// filesystem.
 // compareScripts reports every step where the opsScript results of name
 // differ from the OS's.
 func compareScripts(t *testing.T, name string, osSteps, steps []string) {
@@ -1466,6 +1464,8 @@ func compareScripts(t *testing.T, name string, osSteps, steps []string) {
 	}
 }
 
+// TestMemMatchesOS keeps Mem's observable behaviour in line with the real
+// filesystem.
 func TestMemMatchesOS(t *testing.T) {
 	dir := t.TempDir()
 	got := opsScript(t, OS{}, dir)
