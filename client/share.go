@@ -204,22 +204,14 @@ func (a *Admin) ShareGroupOffsets(ctx context.Context, group string) ([]ShareOff
 		return nil, groupErr("share group offsets", group, d.Err)
 	}
 	out := []ShareOffset{}
-	for topic, ps := range d.Offsets {
-		for p, o := range ps {
-			if o.Err != nil {
-				return nil, wrap("share group offsets", topic, p, o.Err)
-			}
-			if o.StartOffset >= 0 {
-				out = append(out, ShareOffset{Topic: topic, Partition: p, Start: o.StartOffset, Lag: o.Lag, LeaderEpoch: o.LeaderEpoch})
-			}
+	for _, o := range d.Offsets.Sorted() {
+		if o.Err != nil {
+			return nil, wrap("share group offsets", o.Topic, o.Partition, o.Err)
+		}
+		if o.StartOffset >= 0 {
+			out = append(out, ShareOffset{Topic: o.Topic, Partition: o.Partition, Start: o.StartOffset, Lag: o.Lag, LeaderEpoch: o.LeaderEpoch})
 		}
 	}
-	slices.SortFunc(out, func(x, y ShareOffset) int {
-		if c := strings.Compare(x.Topic, y.Topic); c != 0 {
-			return c
-		}
-		return int(x.Partition) - int(y.Partition)
-	})
 	return out, nil
 }
 
