@@ -28,8 +28,8 @@ func NewResponse(key int16) kmsg.Response {
 // "Unknown".
 func NameForKey(key int16) string {
 	if key >= sluiceapi.MinKey {
-		if name, ok := sluiceapi.Name(key); ok {
-			return name
+		if e := lookup(key); e != nil {
+			return e.api.Name // Supported names Sluice's extensions
 		}
 		return "Unknown"
 	}

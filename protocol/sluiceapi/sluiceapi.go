@@ -49,15 +49,6 @@ const (
 // ErrMalformed is wrapped by every ReadFrom error.
 var ErrMalformed = errors.New("sluiceapi: malformed message")
 
-// Name returns the API name of a Sluice key, and false for any other key.
-func Name(key int16) (string, bool) {
-	switch key {
-	case ShareNoteKey:
-		return "SluiceShareNote", true
-	}
-	return "", false
-}
-
 // NewRequest returns an empty request of a Sluice key, or nil.
 func NewRequest(key int16) kmsg.Request {
 	switch key {
