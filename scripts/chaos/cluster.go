@@ -468,17 +468,8 @@ func (c *Cluster) KillTogether() []int {
 // --debug-fault-fs: action is stall, resume, fail or heal (POST
 // /debug/fs/<action>).
 func (c *Cluster) Disk(ctx context.Context, id int, action string) error {
-	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+c.Broker(id).HTTP+"/debug/fs/"+action, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("broker %d: POST /debug/fs/%s: %s (is it running with --debug-fault-fs?)", id, action, resp.Status)
+	if _, err := c.request(ctx, c.http, id, "POST", "/debug/fs/"+action, nil, nil); err != nil {
+		return fmt.Errorf("%w (is it running with --debug-fault-fs?)", err)
 	}
 	return nil
 }
@@ -486,23 +477,11 @@ func (c *Cluster) Disk(ctx context.Context, id int, action string) error {
 // DiskStats reads broker id's GET /debug/fs: how many bytes of how many
 // files its partition logs hold unsynced (what a power loss now drops).
 func (c *Cluster) DiskStats(ctx context.Context, id int) (pendingBytes int64, dirtyFiles int, err error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+c.Broker(id).HTTP+"/debug/fs", nil)
-	if err != nil {
-		return 0, 0, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, 0, fmt.Errorf("broker %d: GET /debug/fs: %s", id, resp.Status)
-	}
 	var st struct {
 		PendingBytes int64 `json:"pending_bytes"`
 		DirtyFiles   int   `json:"dirty_files"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+	if _, err := c.request(ctx, c.http, id, "GET", "/debug/fs", nil, &st); err != nil {
 		return 0, 0, err
 	}
 	return st.PendingBytes, st.DirtyFiles, nil
@@ -520,6 +499,12 @@ func (c *Cluster) KillAll() {
 // (0 when there was no answer); a non-2xx answer is an error carrying the
 // broker's message.
 func (c *Cluster) Admin(ctx context.Context, id int, method, path string, in, out any) (int, error) {
+	return c.request(ctx, c.admin, id, method, path, in, out)
+}
+
+// request is Admin through client hc (the debug endpoints use the short
+// timeout of c.http).
+func (c *Cluster) request(ctx context.Context, hc *http.Client, id int, method, path string, in, out any) (int, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -532,7 +517,7 @@ func (c *Cluster) Admin(ctx context.Context, id int, method, path string, in, ou
 	if err != nil {
 		return 0, err
 	}
-	resp, err := c.admin.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, err
 	}
