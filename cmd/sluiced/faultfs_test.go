@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
@@ -13,41 +12,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// startArgs runs sluiced with extra flags and waits for "sluiced serving";
-// it returns the process and its HTTP address.
-func startArgs(t *testing.T, dataDir, kafka string, extra ...string) (*exec.Cmd, string) {
-	t.Helper()
-	httpAddr := freeAddr(t)
-	args := append([]string{"--data-dir", dataDir, "--kafka-addr", kafka, "--http-addr", httpAddr,
-		"--raft-addr", freeAddr(t), "--raft-heartbeat-timeout", "200ms", "--log-format", "json"}, extra...)
-	cmd := exec.Command(binary, args...)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan struct{})
-	var logs strings.Builder
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		once := false
-		for sc.Scan() {
-			logs.WriteString(sc.Text() + "\n")
-			if !once && strings.Contains(sc.Text(), "sluiced serving") {
-				once = true
-				close(ready)
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("sluiced did not start:\n%s", logs.String())
-	}
-	return cmd, httpAddr
-}
 
 func debugFS(t *testing.T, httpAddr, method, path string) int {
 	t.Helper()
@@ -70,7 +34,7 @@ func TestDebugFaultFSPowerLoss(t *testing.T) {
 	}
 
 	dir, kafka := t.TempDir(), freeAddr(t)
-	cmd, httpAddr := startArgs(t, dir, kafka, "--debug-fault-fs")
+	cmd, httpAddr, _ := startArgs(t, dir, kafka, "--debug-fault-fs")
 	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka), kgo.DefaultProduceTopic("power"), kgo.AllowAutoTopicCreation())
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +61,7 @@ func TestDebugFaultFSPowerLoss(t *testing.T) {
 	}
 	cmd.Wait()
 
-	cmd, httpAddr = startArgs(t, dir, kafka)
+	cmd, httpAddr, _ = startArgs(t, dir, kafka)
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
 	if code := debugFS(t, httpAddr, "POST", "/debug/fs/stall"); code != http.StatusNotFound {
 		t.Fatalf("POST /debug/fs/stall without the flag: %d, want 404", code)

@@ -64,8 +64,17 @@ func freeAddr(t testing.TB) string {
 // start runs sluiced and waits for its "sluiced serving" log line.
 func start(t *testing.T, dataDir, kafka string) (*exec.Cmd, *strings.Builder) {
 	t.Helper()
-	cmd := exec.Command(binary, "--data-dir", dataDir, "--kafka-addr", kafka, "--http-addr", freeAddr(t),
-		"--raft-addr", freeAddr(t), "--raft-heartbeat-timeout", "200ms", "--log-format", "json")
+	cmd, _, logs := startArgs(t, dataDir, kafka)
+	return cmd, logs
+}
+
+// startArgs is start with extra flags; it also returns the HTTP address.
+func startArgs(t *testing.T, dataDir, kafka string, extra ...string) (*exec.Cmd, string, *strings.Builder) {
+	t.Helper()
+	httpAddr := freeAddr(t)
+	args := append([]string{"--data-dir", dataDir, "--kafka-addr", kafka, "--http-addr", httpAddr,
+		"--raft-addr", freeAddr(t), "--raft-heartbeat-timeout", "200ms", "--log-format", "json"}, extra...)
+	cmd := exec.Command(binary, args...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -89,7 +98,7 @@ func start(t *testing.T, dataDir, kafka string) (*exec.Cmd, *strings.Builder) {
 		cmd.Process.Kill()
 		t.Fatalf("sluiced did not start:\n%s", logs)
 	}
-	return cmd, logs
+	return cmd, httpAddr, logs
 }
 
 func TestSigtermShutsDownCleanlyAndDataSurvives(t *testing.T) {
