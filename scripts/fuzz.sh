@@ -9,6 +9,8 @@
 # without the fuzzer; only if the replay passes in under a second is it set
 # aside and the target fuzzed again (at most twice). A real crasher, or an
 # input that takes seconds (as a tagged-field loop once did), fails the run.
+# A bare "context deadline exceeded" with no input written is Go's own race at
+# the deadline (golang/go#75804) and passes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzztime=${FUZZTIME:-10s}
@@ -20,6 +22,14 @@ fuzz_one() { # pkg name
     out=$(mktemp)
     if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg" 2>&1 | tee "$out"; then
       rm -f "$out"
+      return 0
+    fi
+    # golang/go#75804 (unfixed in Go 1.26): at the -fuzztime deadline the
+    # coordinator can report its own "context deadline exceeded" as a
+    # failure. With no input written, nothing failed: the time was spent.
+    if grep -qx '    context deadline exceeded' "$out" && ! grep -q 'Failing input written' "$out"; then
+      rm -f "$out"
+      echo "fuzz: $name: the fuzzer's deadline race (golang/go#75804), no failing input: passed"
       return 0
     fi
     input=
